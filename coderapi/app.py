@@ -1,0 +1,48 @@
+"""`create_app`: the only place an app is built."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from coderapi import buildinfo, httpapi, httpmw, routes
+from coderapi.config import DeploymentValues, load
+from coderapi.config.settings import Settings, process_environ
+from coderapi.database import Store
+from coderapi.httpapi.jsonwire import encode
+from coderapi.runtime import EXTENSION_KEY, Runtime
+from coderapi.sdk.buildinfo import build_info_response
+
+
+def open_store(values: DeploymentValues, settings: Settings) -> Store:
+    """The Store the configuration points at: PostgreSQL when `pg_connection_url` is set, else the
+    embedded SQLite file in the data directory."""
+    pg_url = values.get("pg_connection_url")
+    if pg_url:
+        max_open = values.get("pg_conn_max_open") or 10
+        return Store(pg_url, pool_size=max(1, min(max_open, 10)), max_overflow=max(0, max_open - 10))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Store("sqlite:///" + str(settings.sqlite_path))
+
+
+def create_app(
+    values: DeploymentValues | None = None, store: Store | None = None, settings: Settings | None = None
+) -> Flask:
+    """Build the WSGI app. With no arguments, configuration comes from `CODER_*` / `CODERAPI_*`
+    environment variables (and the YAML file they name) and the Store from that configuration."""
+    settings = settings or Settings.from_environ()
+    values = values if values is not None else load((), process_environ())
+    if store is None:
+        store = open_store(values, settings)
+        store.migrate()
+
+    app = Flask("coderapi")
+    app.config.update(PROVIDE_AUTOMATIC_OPTIONS=False, MAX_CONTENT_LENGTH=None)
+    build = buildinfo.detect(settings.git_commit)
+    rt = Runtime(values=values, settings=settings, store=store, build=build, deployment_id=store.ensure_deployment_id())
+    rt.bodies["buildinfo"] = encode(build_info_response(rt))
+    app.extensions[EXTENSION_KEY] = rt
+
+    httpapi.handlers.register(app)
+    httpmw.install(app)
+    routes.register(app)
+    return app

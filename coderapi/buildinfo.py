@@ -1,0 +1,50 @@
+"""What this build is: version, source URL and the API versions coderd reports."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+from dataclasses import dataclass
+
+from coderapi import __version__
+from coderapi.config.settings import PROJECT_URL
+
+AGENT_API_VERSION = "1.0"
+PROVISIONER_API_VERSION = "1.14"
+
+
+@dataclass(frozen=True)
+class Build:
+    version: str
+    external_url: str
+    commit: str
+
+    @property
+    def release_version(self) -> str:
+        """The version compared with releases: cut at the first `-`, as coderd's update check does."""
+        return self.version.split("-", 1)[0]
+
+
+def detect(git_commit: str = "") -> Build:
+    """The running build. `git_commit` (CODERAPI_GIT_COMMIT) wins; otherwise the checkout holding the
+    package is asked, when there is one."""
+    commit = git_commit.strip().lower() or _checkout_commit()
+    version = "v" + __version__
+    if commit and "+" not in version:
+        version += "+" + commit[:7]
+    external_url = f"{PROJECT_URL}/commit/{commit}" if commit else PROJECT_URL
+    return Build(version=version, external_url=external_url, commit=commit)
+
+
+def _checkout_commit() -> str:
+    root = pathlib.Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return ""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    sha = out.stdout.strip()
+    return sha if len(sha) == 40 and all(c in "0123456789abcdef" for c in sha) else ""

@@ -1,0 +1,31 @@
+"""The Store: one object holding the engine, with every query the service runs.
+
+Queries live in one module per table family and are mixed in here, so `store.<query>()` is the single
+way the rest of the code reaches the database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from coderapi.database import migrate
+from coderapi.database.engine import make_engine
+from coderapi.database.siteconfigs import SiteConfigQueries
+
+
+class Store(SiteConfigQueries):
+    def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 10) -> None:
+        self.url = url
+        self.engine: Engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.engine.dialect.name
+
+    def migrate(self) -> None:
+        """Apply every pending migration."""
+        migrate.upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,15 @@
+"""Writing responses: JSON bytes, the error envelope and the error handlers."""
+
+from coderapi.httpapi.errors import APIError, envelope, forbidden, internal_error, resource_not_found
+from coderapi.httpapi.write import JSON_CONTENT_TYPE, raw, write
+
+__all__ = [
+    "APIError",
+    "JSON_CONTENT_TYPE",
+    "envelope",
+    "forbidden",
+    "internal_error",
+    "raw",
+    "resource_not_found",
+    "write",
+]

@@ -1,0 +1,22 @@
+"""Middleware: before/after-request hooks that every request passes, in coderd's order."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from coderapi.httpmw.headers import add_common_headers
+from coderapi.httpmw.realip import RealIPConfig, extract_real_ip
+from coderapi.httpmw.requestid import attach_request_id
+from coderapi.httpmw.singleslash import SingleSlash
+from coderapi.runtime import runtime
+
+
+def install(app: Flask) -> None:
+    """Global middleware, outermost first (coderd.go's root router)."""
+    with app.app_context():
+        values = runtime().values
+        realip = RealIPConfig.parse(values.get("proxy_trusted_origins"), values.get("proxy_trusted_headers"))
+    app.wsgi_app = SingleSlash(app.wsgi_app)  # type: ignore[method-assign]
+    app.before_request(attach_request_id)
+    app.before_request(lambda: extract_real_ip(realip))
+    app.after_request(add_common_headers)

@@ -1,0 +1,78 @@
+"""The client's IP, decided as coderd's `httpmw.ExtractRealIP` does.
+
+Forwarded headers count only when the TCP peer is inside one of `proxy_trusted_origins`; then the
+`proxy_trusted_headers` are tried in order and the first whose value parses as an IP wins (first element
+of a comma list; `host:port` accepted). Otherwise the peer address is the client.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flask import g, request
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class ProxyConfigError(ValueError):
+    """A trusted origin is not a CIDR."""
+
+
+@dataclass(frozen=True)
+class RealIPConfig:
+    trusted_origins: tuple[IPNetwork, ...] = ()
+    trusted_headers: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, origins: Sequence[str], headers: Sequence[str]) -> RealIPConfig:
+        nets = []
+        for origin in origins:
+            try:
+                nets.append(ipaddress.ip_network(origin.strip(), strict=False))
+            except ValueError as err:
+                raise ProxyConfigError(f'parse proxy origin "{origin}": {err}') from None
+        return cls(tuple(nets), tuple(h.strip() for h in headers if h.strip()))
+
+    def client_ip(self, peer: str, header_values: dict[str, str]) -> str:
+        peer_ip = parse_ip(peer)
+        if peer_ip is None:
+            return "0.0.0.0"
+        if any(peer_ip in net for net in self.trusted_origins):
+            for name in self.trusted_headers:
+                value = header_values.get(name)
+                if value:
+                    found = parse_ip(value.split(",", 1)[0].strip())
+                    if found is not None:
+                        return str(found)
+        return str(peer_ip)
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """An IP from `ip`, `ipv4:port`, `[ipv6]` or `[ipv6]:port`; None when it is none of those."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def extract_real_ip(cfg: RealIPConfig) -> None:
+    headers = {name: request.headers.get(name, "") for name in cfg.trusted_headers} if cfg.trusted_origins else {}
+    g.client_ip = cfg.client_ip(request.remote_addr or "", headers)
+
+
+def client_ip() -> str:
+    ip = g.get("client_ip")
+    if ip is None:
+        raise RuntimeError("client ip missing: httpmw.install was not called")
+    return str(ip)

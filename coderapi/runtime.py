@@ -1,0 +1,37 @@
+"""The per-app runtime: everything built once in `create_app` and read by handlers and middleware."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app
+
+if TYPE_CHECKING:
+    from coderapi.buildinfo import Build
+    from coderapi.config import DeploymentValues
+    from coderapi.config.settings import Settings
+    from coderapi.database import Store
+
+EXTENSION_KEY = "coderapi"
+
+
+@dataclass
+class Runtime:
+    values: DeploymentValues
+    settings: Settings
+    store: Store
+    build: Build
+    deployment_id: str
+    # Response bodies that never change while the process runs, encoded once at startup.
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    # Long-lived services (update checker, stats cache, rate limiter, …) by name.
+    services: dict[str, Any] = field(default_factory=dict)
+
+
+def runtime() -> Runtime:
+    """The current app's runtime; fails loudly outside an app built by `create_app`."""
+    rt = current_app.extensions.get(EXTENSION_KEY)
+    if rt is None:
+        raise RuntimeError("coderapi runtime missing: the app was not built by create_app")
+    return rt  # type: ignore[no-any-return]

@@ -1,0 +1,1 @@
+"""Wire types (a mirror of codersdk): marshmallow schemas, one module per resource."""

@@ -1,0 +1,1 @@
+"""Long-lived work behind the endpoints: web push keys, update checker, deployment-stats cache."""
