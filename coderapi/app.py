@@ -46,3 +46,12 @@ def create_app(
     httpmw.install(app)
     routes.register(app)
     return app
+
+
+def shutdown(app: Flask) -> None:
+    """Stop the app's background services and release its database connections."""
+    rt: Runtime = app.extensions[EXTENSION_KEY]
+    for service in rt.services.values():
+        stop = getattr(service, "stop", None)
+        if stop is not None:
+            stop()
