@@ -1,0 +1,38 @@
+SHELL := bash
+.SHELLFLAGS := -ceu
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HTTP_ADDRESS ?= 127.0.0.1:3000
+
+.PHONY: help
+help:
+	@echo "make install  - create $(VENV) and install coderapi with its test and dev extras"
+	@echo "make run      - install, then serve on $(HTTP_ADDRESS) with the embedded SQLite database"
+	@echo "make test     - install, then run the whole test suite (needs PostgreSQL and Redis)"
+	@echo "make lint     - ruff and mypy"
+	@echo "make bench    - HTTP benchmarks (wrk) and the stats benchmark; writes BENCHMARKS.md"
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+.PHONY: install
+install: $(PY)
+	$(PIP) install --quiet -e '.[test,dev]'
+
+.PHONY: run
+run: install
+	$(VENV)/bin/coderapi server --http-address $(HTTP_ADDRESS)
+
+.PHONY: test
+test: install
+	$(VENV)/bin/pytest --cov --cov-report=term:skip-covered
+
+.PHONY: lint
+lint: install
+	$(VENV)/bin/ruff check coderapi tests scripts wsgi.py gunicorn.conf.py
+	$(VENV)/bin/ruff format --check coderapi tests scripts wsgi.py gunicorn.conf.py
+	$(VENV)/bin/mypy

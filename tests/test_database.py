@@ -1,0 +1,95 @@
+"""The schema, migrations and site_configs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import threading
+import uuid
+
+from sqlalchemy import inspect
+
+from coderapi.database import Store
+from coderapi.database.migrate import current
+from coderapi.database.tables import metadata
+from tests import services
+
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def test_migrations_create_every_table_with_its_columns(store: Store) -> None:
+    insp = inspect(store.engine)
+    assert current(store.engine) is not None
+    for table in metadata.sorted_tables:
+        columns = {c["name"] for c in insp.get_columns(table.name)}
+        assert columns == {c.name for c in table.columns}, table.name
+
+
+def test_migrate_is_idempotent(store: Store) -> None:
+    before = current(store.engine)
+    store.migrate()
+    assert current(store.engine) == before
+
+
+def test_site_config_round_trip(store: Store) -> None:
+    assert store.get_site_config("k") is None
+    store.upsert_site_config("k", "one")
+    store.upsert_site_config("k", "two")
+    assert store.get_site_config("k") == "two"
+
+
+def test_deployment_id_is_a_lowercase_uuid4_created_once(store: Store) -> None:
+    first = store.ensure_deployment_id()
+    assert UUID4.match(first)
+    assert store.ensure_deployment_id() == first
+
+
+def test_ensure_site_configs_keeps_the_first_set_whole(store: Store) -> None:
+    assert store.ensure_site_configs({"a": "1", "b": "1"}) == {"a": "1", "b": "1"}
+    assert store.ensure_site_configs({"a": "2", "b": "2"}) == {"a": "1", "b": "1"}
+
+
+def test_deployment_id_survives_reopening(tmp_path: pathlib.Path) -> None:
+    url = "sqlite:///" + str(tmp_path / "c.db")
+    s1 = Store(url)
+    s1.migrate()
+    first = s1.ensure_deployment_id()
+    s1.close()
+    s2 = Store(url)
+    s2.migrate()
+    assert s2.ensure_deployment_id() == first
+    s2.close()
+
+
+def test_nodes_starting_together_on_postgres_agree_on_the_deployment_id() -> None:
+    """Eight stores (as eight nodes would) migrate and create the id at the same moment on a new database."""
+    services.require_postgres()
+    name = services.unique_name("coderapi_race")
+    url = services.create_pg_database(name)
+    try:
+        stores = [Store(url) for _ in range(8)]
+        barrier = threading.Barrier(len(stores))
+        ids: list[str] = []
+        errors: list[BaseException] = []
+
+        def boot(s: Store) -> None:
+            try:
+                barrier.wait()
+                s.migrate()
+                ids.append(s.ensure_deployment_id())
+            except BaseException as err:  # noqa: BLE001 - reported by the assertion below
+                errors.append(err)
+
+        threads = [threading.Thread(target=boot, args=(s,)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == []
+        assert len(ids) == len(stores)
+        assert len(set(ids)) == 1
+        uuid.UUID(ids[0])
+        for s in stores:
+            s.close()
+    finally:
+        services.drop_pg_database(name)
