@@ -27,8 +27,12 @@ install: $(PY)
 run: install
 	$(VENV)/bin/coderapi server --http-address $(HTTP_ADDRESS)
 
+.PHONY: system
+system:
+	scripts/ensure-system.sh
+
 .PHONY: test
-test: install
+test: install system
 	$(VENV)/bin/pytest --cov --cov-report=term:skip-covered
 
 .PHONY: lint
