@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import pathlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -10,11 +11,13 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
+from coderapi import apikey
 from coderapi.app import create_app, shutdown
 from coderapi.config import DeploymentValues, load
 from coderapi.config.settings import Settings
 from coderapi.database import Store
 from coderapi.database.tables import metadata
+from coderapi.database.users import User
 from tests import services
 
 # Nothing in the tests may reach the internet: the release feed points at a closed local port unless a
@@ -111,3 +114,80 @@ def make_app(store: Store, settings: Settings, make_values: MakeValues) -> Itera
 @pytest.fixture
 def app(make_app: MakeApp) -> Flask:
     return make_app()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Auth fixtures: users, tokens and the session header (owned by the users/tokens engineer).
+# ---------------------------------------------------------------------------------------------------
+
+MakeUser = Callable[..., User]
+MakeToken = Callable[..., str]
+TEST_TOKEN_LIFETIME = datetime.timedelta(days=7)
+
+
+@pytest.fixture
+def make_user(store: Store) -> MakeUser:
+    """`make_user(username, roles=(), *, email=None, status="active")` -> the stored User."""
+
+    def make(username: str, roles: Sequence[str] = (), *, email: str | None = None, status: str = "active") -> User:
+        return store.insert_user(username, email or f"{username}@example.com", roles, status=status)
+
+    return make
+
+
+@pytest.fixture
+def make_token(store: Store) -> MakeToken:
+    """`make_token(user, lifetime=None, *, name="", expires_at=None)` -> a token string for the user
+    (lifetime a timedelta, 7 days by default)."""
+
+    def make(
+        user: User,
+        lifetime: datetime.timedelta | None = None,
+        *,
+        name: str = "",
+        expires_at: datetime.datetime | None = None,
+    ) -> str:
+        return apikey.issue(store, user.id, lifetime or TEST_TOKEN_LIFETIME, token_name=name, expires_at=expires_at)
+
+    return make
+
+
+@pytest.fixture
+def owner(make_user: MakeUser) -> User:
+    return make_user("owner", ["owner"])
+
+
+@pytest.fixture
+def member(make_user: MakeUser) -> User:
+    return make_user("member")
+
+
+@pytest.fixture
+def auditor(make_user: MakeUser) -> User:
+    return make_user("auditor", ["auditor"])
+
+
+@pytest.fixture
+def owner_token(owner: User, make_token: MakeToken) -> str:
+    return make_token(owner)
+
+
+@pytest.fixture
+def member_token(member: User, make_token: MakeToken) -> str:
+    return make_token(member)
+
+
+@pytest.fixture
+def auditor_token(auditor: User, make_token: MakeToken) -> str:
+    return make_token(auditor)
+
+
+def auth_headers(token: str) -> dict[str, str]:
+    """The header a client sends its session token in."""
+    return {"Coder-Session-Token": token}
+
+
+@pytest.fixture
+def auth() -> Callable[[str], dict[str, str]]:
+    """`auth(token)` -> `{"Coder-Session-Token": token}`."""
+    return auth_headers

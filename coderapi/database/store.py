@@ -9,11 +9,13 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from coderapi.database import migrate
+from coderapi.database.apikeys import APIKeyQueries
 from coderapi.database.engine import make_engine
 from coderapi.database.siteconfigs import SiteConfigQueries
+from coderapi.database.users import UserQueries
 
 
-class Store(SiteConfigQueries):
+class Store(SiteConfigQueries, UserQueries, APIKeyQueries):
     def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 10) -> None:
         self.url = url
         self.engine: Engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow)

@@ -11,19 +11,37 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from collections.abc import Callable
+
+from flask import Blueprint, Flask, request
 from werkzeug.exceptions import MethodNotAllowed
 
-from coderapi.routes import public
+from coderapi.httpmw import apikey, ratelimit, userparam
+from coderapi.routes import csp, public, users
 
 API_PREFIX = "/api/v2"
+# chi groups with apiKeyMiddleware: every path under them needs a token, matched or not.
+AUTHENTICATED_PREFIXES = tuple(API_PREFIX + p for p in ("/csp", "/deployment", "/experiments", "/users"))
 
 
 def register(app: Flask) -> None:
     app.url_map.strict_slashes = True
     app.url_map.merge_slashes = False
     app.register_blueprint(public.bp)
+    app.register_blueprint(csp.bp)
+    app.register_blueprint(users.bp)
+    use(app, csp.bp, apikey.require_api_key)
+    use(app, users.bp, apikey.require_api_key, userparam.extract_user_param)
+    apikey.install(app)
+    # /api/v2's r.Use(apiRateLimiter): counts every request under /api/v2 before the token check.
+    ratelimit.install(app)
+    app.before_request(lambda: apikey.require_api_key_under(AUTHENTICATED_PREFIXES))
     app.before_request(reject_implicit_methods)
+
+
+def use(app: Flask, bp: Blueprint, *hooks: Callable[[], object]) -> None:
+    """chi's `r.Use` on a group: run `hooks` before every view of `bp`, in order, on this app only."""
+    app.before_request_funcs.setdefault(bp.name, []).extend(hooks)  # type: ignore[arg-type]
 
 
 def reject_implicit_methods() -> None:

@@ -1,0 +1,149 @@
+"""Queries on `api_keys`. The hot path is `get_api_key_with_user`: one query by primary key, joined
+with the key's user, run on every authenticated request (no cache, so revocation is immediate)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, Row, delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from coderapi.database.tables import api_keys, users
+from coderapi.database.users import User, now
+
+LOGIN_TYPE_TOKEN = "token"  # noqa: S105 (a login type, not a secret)
+SCOPE_ALL = "coder:all"
+
+
+class DuplicateTokenNameError(ValueError):
+    """The user already has a token with that name."""
+
+
+@dataclass(frozen=True)
+class APIKey:
+    id: str
+    hashed_secret: bytes
+    user_id: uuid.UUID
+    last_used: dt.datetime
+    expires_at: dt.datetime
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    login_type: str
+    lifetime_seconds: int
+    ip_address: str
+    token_name: str
+    scopes: tuple[str, ...]
+
+    @classmethod
+    def from_row(cls, row: Row[Any] | Any, prefix: str = "") -> APIKey:
+        m = row._mapping
+        return cls(
+            id=m[prefix + "id"],
+            hashed_secret=bytes(m[prefix + "hashed_secret"]),
+            user_id=m[prefix + "user_id"],
+            last_used=m[prefix + "last_used"],
+            expires_at=m[prefix + "expires_at"],
+            created_at=m[prefix + "created_at"],
+            updated_at=m[prefix + "updated_at"],
+            login_type=m[prefix + "login_type"],
+            lifetime_seconds=int(m[prefix + "lifetime_seconds"]),
+            ip_address=m[prefix + "ip_address"],
+            token_name=m[prefix + "token_name"],
+            scopes=tuple(m[prefix + "scopes"] or ()),
+        )
+
+
+def _labelled(table: Any, prefix: str) -> list[Any]:
+    return [c.label(prefix + c.name) for c in table.c]
+
+
+# Built once: the statement is compiled once and cached by SQLAlchemy.
+_KEY_WITH_USER = select(*_labelled(api_keys, "k_"), *_labelled(users, "u_")).join_from(
+    api_keys, users, api_keys.c.user_id == users.c.id
+)
+
+
+class APIKeyQueries:
+    engine: Engine
+
+    def insert_api_key(
+        self,
+        key_id: str,
+        hashed_secret: bytes,
+        user_id: uuid.UUID,
+        *,
+        lifetime_seconds: int,
+        expires_at: dt.datetime,
+        login_type: str = LOGIN_TYPE_TOKEN,
+        token_name: str = "",
+        scopes: Sequence[str] = (SCOPE_ALL,),
+        ip_address: str = "0.0.0.0",
+        created_at: dt.datetime | None = None,
+    ) -> APIKey:
+        """Store a key. Raises DuplicateTokenNameError when the user has a token of that name."""
+        at = created_at or now()
+        values = {
+            "id": key_id,
+            "hashed_secret": hashed_secret,
+            "user_id": user_id,
+            "last_used": at,
+            "expires_at": expires_at,
+            "created_at": at,
+            "updated_at": at,
+            "login_type": login_type,
+            "lifetime_seconds": lifetime_seconds,
+            "ip_address": ip_address,
+            "token_name": token_name,
+            "scopes": list(scopes),
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(api_keys.insert().values(**values))
+        except IntegrityError:
+            raise DuplicateTokenNameError(f"a token named {token_name!r} already exists for this user") from None
+        return APIKey(**{**values, "scopes": tuple(scopes)})  # type: ignore[arg-type]
+
+    def get_api_key_with_user(self, key_id: str) -> tuple[APIKey, User] | None:
+        """The key with this id and its user (deleted or not), in one query."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_KEY_WITH_USER.where(api_keys.c.id == key_id)).first()
+        if row is None:
+            return None
+        return APIKey.from_row(row, "k_"), User.from_row(row, "u_")
+
+    def get_api_key_by_id(self, key_id: str) -> APIKey | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+        return APIKey.from_row(row) if row is not None else None
+
+    def list_api_keys_by_user(self, user_id: uuid.UUID, login_type: str | None = LOGIN_TYPE_TOKEN) -> list[APIKey]:
+        stmt = select(api_keys).where(api_keys.c.user_id == user_id)
+        if login_type is not None:
+            stmt = stmt.where(api_keys.c.login_type == login_type)
+        with self.engine.connect() as conn:
+            return [APIKey.from_row(r) for r in conn.execute(stmt.order_by(api_keys.c.created_at, api_keys.c.id))]
+
+    def update_api_key_usage(
+        self, key_id: str, *, last_used: dt.datetime, expires_at: dt.datetime, ip_address: str
+    ) -> None:
+        """coderd's UpdateAPIKeyByID, followed by UpdateUserLastSeenAt, in one transaction."""
+        with self.engine.begin() as conn:
+            user_id = conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id)
+                .values(last_used=last_used, expires_at=expires_at, ip_address=ip_address, updated_at=last_used)
+                .returning(api_keys.c.user_id)
+            ).scalar_one_or_none()
+            if user_id is not None:
+                conn.execute(
+                    update(users).where(users.c.id == user_id).values(last_seen_at=last_used, updated_at=last_used)
+                )
+
+    def delete_api_key(self, key_id: str) -> bool:
+        """Delete a key; False when there was none."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(api_keys).where(api_keys.c.id == key_id)).rowcount == 1

@@ -1,0 +1,129 @@
+"""Queries on `users`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, Row, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from coderapi.database.tables import api_keys, users
+
+STATUS_ACTIVE = "active"
+STATUS_SUSPENDED = "suspended"
+STATUS_DORMANT = "dormant"
+STATUSES = (STATUS_ACTIVE, STATUS_SUSPENDED, STATUS_DORMANT)
+
+
+class DuplicateUserError(ValueError):
+    """The username or email is taken by a user that is not deleted."""
+
+
+@dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+    email: str
+    username: str
+    status: str
+    rbac_roles: tuple[str, ...]
+    login_type: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    last_seen_at: dt.datetime | None
+    deleted: bool
+
+    @classmethod
+    def from_row(cls, row: Row[Any] | Any, prefix: str = "") -> User:
+        m = row._mapping
+        return cls(
+            id=m[prefix + "id"],
+            email=m[prefix + "email"],
+            username=m[prefix + "username"],
+            status=m[prefix + "status"],
+            rbac_roles=tuple(m[prefix + "rbac_roles"] or ()),
+            login_type=m[prefix + "login_type"],
+            created_at=m[prefix + "created_at"],
+            updated_at=m[prefix + "updated_at"],
+            last_seen_at=m[prefix + "last_seen_at"],
+            deleted=bool(m[prefix + "deleted"]),
+        )
+
+
+def now() -> dt.datetime:
+    """coderd's dbtime.Now(): UTC, microsecond precision."""
+    return dt.datetime.now(dt.UTC)
+
+
+class UserQueries:
+    engine: Engine
+
+    def insert_user(
+        self,
+        username: str,
+        email: str,
+        roles: Sequence[str] = (),
+        *,
+        login_type: str = "password",
+        status: str = STATUS_ACTIVE,
+        created_at: dt.datetime | None = None,
+    ) -> User:
+        """Create a user. Raises DuplicateUserError when the username or email is taken."""
+        at = created_at or now()
+        values = {
+            "id": uuid.uuid4(),
+            "email": email,
+            "username": username,
+            "status": status,
+            "rbac_roles": list(roles),
+            "login_type": login_type,
+            "created_at": at,
+            "updated_at": at,
+            "last_seen_at": None,
+            "deleted": False,
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(users.insert().values(**values))
+        except IntegrityError:
+            raise DuplicateUserError(f"a user with username {username!r} or email {email!r} already exists") from None
+        return User(**{**values, "rbac_roles": tuple(roles)})  # type: ignore[arg-type]
+
+    def get_user_by_id(self, user_id: uuid.UUID) -> User | None:
+        """The user with this id, unless deleted."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(users).where(users.c.id == user_id, users.c.deleted.is_(False))).first()
+        return User.from_row(row) if row is not None else None
+
+    def get_user_by_username(self, username: str) -> User | None:
+        """The user with this username compared case-insensitively, unless deleted."""
+        stmt = select(users).where(func.lower(users.c.username) == username.lower(), users.c.deleted.is_(False))
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return User.from_row(row) if row is not None else None
+
+    def list_users(self) -> list[User]:
+        """Every user that is not deleted, oldest first."""
+        stmt = select(users).where(users.c.deleted.is_(False)).order_by(users.c.created_at, users.c.username)
+        with self.engine.connect() as conn:
+            return [User.from_row(row) for row in conn.execute(stmt)]
+
+    def update_user_status(self, user_id: uuid.UUID, status: str) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown user status {status!r}")
+        with self.engine.begin() as conn:
+            conn.execute(update(users).where(users.c.id == user_id).values(status=status, updated_at=now()))
+
+    def update_user_last_seen_at(self, user_id: uuid.UUID, at: dt.datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(users).where(users.c.id == user_id).values(last_seen_at=at, updated_at=at))
+
+    def delete_user(self, user_id: uuid.UUID) -> None:
+        """Mark the user deleted (coderd keeps the row) and delete every API key they hold, in one
+        transaction, so their tokens stop working at once."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(api_keys).where(api_keys.c.user_id == user_id))
+            conn.execute(update(users).where(users.c.id == user_id).values(deleted=True, updated_at=now()))

@@ -1,0 +1,252 @@
+"""The `Coder-Session-Token` check (coderd `httpmw/apikey.go`, `ExtractAPIKey`).
+
+`identify()` finds and validates the request's token once per request, without side effects, so the
+rate limiter can key on the user before the check runs (coderd's later `PrecheckAPIKey`).
+`require_api_key()` is the `before_request` hook of every authenticated blueprint: it answers the
+failure `identify()` found, records `last_used` / sliding expiry, and puts the key and user on `g`.
+Every request reads the database (one query by primary key): a revoked key, a suspended user or an
+expired key is refused at once on every node.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flask import Flask, current_app, g, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from coderapi import apikey
+from coderapi.database.apikeys import APIKey
+from coderapi.database.users import STATUS_ACTIVE, User, now
+from coderapi.httpapi import APIError
+from coderapi.httpmw.realip import client_ip
+from coderapi.runtime import runtime
+
+log = logging.getLogger(__name__)
+
+SESSION_TOKEN_COOKIE = "coder_session_token"  # noqa: S105 (a name, not a secret)
+SESSION_TOKEN_QUERY = "coder_session_token"  # noqa: S105 (a name, not a secret)
+SESSION_TOKEN_HEADER = "Coder-Session-Token"  # noqa: S105 (a name, not a secret)
+ACCESS_TOKEN_QUERY = "access_token"  # noqa: S105 (a name, not a secret)
+
+SIGNED_OUT_MESSAGE = "You are signed out or your session has expired. Please sign in again to continue."
+INTERNAL_ERROR_MESSAGE = "An internal error occurred. Please try again or contact the system administrator."
+NO_TOKEN_DETAIL = f'Cookie "{SESSION_TOKEN_COOKIE}" or query parameter must be provided.'
+BAD_FORMAT_DETAIL = "Invalid API key format: {err}"
+KEY_INVALID_DETAIL = "API key is invalid."
+SECRET_INVALID_DETAIL = "API key secret is invalid."  # noqa: S105 (a name, not a secret)
+EXPIRED_DETAIL = 'API key expired at "{at}".'
+FETCH_KEY_ERROR_DETAIL = "Internal error fetching API key by id. {err}"
+UPDATE_KEY_ERROR_DETAIL = "API key couldn't update: {err}."
+USER_NOT_ACTIVE_MESSAGE = 'User is not active (status = "{status}"). Contact an admin to reactivate your account.'
+
+WWW_AUTHENTICATE = "WWW-Authenticate"
+DESCRIPTION_EXPIRED = "The access token has expired"
+DESCRIPTION_AUDIENCE = "The access token audience does not match this resource"
+DESCRIPTION_INVALID = "The access token is invalid"
+DESCRIPTION_SCOPE = "The request requires higher privileges than provided by the access token"
+
+LAST_USED_INTERVAL = dt.timedelta(hours=1)
+EXTENSION_KEY = "coderapi.apikey"
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """What the check reads from the deployment options, resolved once per app."""
+
+    disable_expiry_refresh: bool
+    access_url: str  # base of WWW-Authenticate's resource_metadata; "" means the request's own host
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    key: APIKey
+    user: User
+
+
+def install(app: Flask) -> AuthConfig:
+    """Resolve the check's configuration for `app` (called once by `routes.register`)."""
+    with app.app_context():
+        values = runtime().values
+        access_url = values.get("access_url")
+        cfg = AuthConfig(
+            disable_expiry_refresh=bool(values.get("session_lifetime.disable_expiry_refresh")),
+            access_url=(str(access_url) if access_url is not None else "").rstrip("/"),
+        )
+    app.extensions[EXTENSION_KEY] = cfg
+    return cfg
+
+
+def _config() -> AuthConfig:
+    cfg = current_app.extensions.get(EXTENSION_KEY)
+    if cfg is None:
+        raise RuntimeError("api key check not installed: routes.register was not called")
+    return cfg  # type: ignore[no-any-return]
+
+
+def token_from_request() -> str:
+    """The session token, from the first non-empty source in coderd's order (cookie, query
+    `coder_session_token`, header, `Authorization: Bearer`, query `access_token`); "" when none."""
+    token = request.cookies.get(SESSION_TOKEN_COOKIE, "")
+    if token:
+        return token
+    token = request.args.get(SESSION_TOKEN_QUERY, "")
+    if token:
+        return token
+    token = request.headers.get(SESSION_TOKEN_HEADER, "").strip()
+    if token:
+        return token
+    authz = request.headers.get("Authorization", "").strip()
+    if authz[:7].lower() == "bearer ":
+        token = authz[7:].strip()
+        if token:
+            return token
+    return request.args.get(ACCESS_TOKEN_QUERY, "").strip()
+
+
+def go_time_string(at: dt.datetime) -> str:
+    """Go's `time.Time.String()` for a UTC time: `2026-01-19 08:50:57.123456 +0000 UTC`."""
+    at = at.astimezone(dt.UTC)
+    text = at.strftime("%Y-%m-%d %H:%M:%S")
+    if at.microsecond:
+        text += "." + f"{at.microsecond:06d}".rstrip("0")
+    return text + " +0000 UTC"
+
+
+def _db_error_text(err: SQLAlchemyError) -> str:
+    """One line describing a database error: the driver's message without SQL or parameters."""
+    orig = getattr(err, "orig", None)
+    text = str(orig) if orig is not None else type(err).__name__
+    return text.strip().splitlines()[0] if text.strip() else type(err).__name__
+
+
+def _www_authenticate(status: int, message: str, detail: str) -> str:
+    if status == 403:
+        error, description = "insufficient_scope", DESCRIPTION_SCOPE
+    elif "expired" in message or "expired" in detail:
+        error, description = "invalid_token", DESCRIPTION_EXPIRED
+    elif "audience" in message or "mismatch" in message:
+        error, description = "invalid_token", DESCRIPTION_AUDIENCE
+    else:
+        error, description = "invalid_token", DESCRIPTION_INVALID
+    base = _config().access_url or request.host_url.rstrip("/")
+    metadata = json.dumps(base + "/.well-known/oauth-protected-resource", ensure_ascii=False)
+    return f'Bearer realm="coder", error="{error}", error_description="{description}", resource_metadata={metadata}'
+
+
+def _refuse(status: int, message: str, detail: str = "") -> APIError:
+    return APIError(status, message, detail, headers={WWW_AUTHENTICATE: _www_authenticate(status, message, detail)})
+
+
+def _check() -> Authenticated | APIError:
+    """Validate the request's token: coderd's checks in order, the first failure answers."""
+    token = token_from_request()
+    if not token:
+        return _refuse(401, SIGNED_OUT_MESSAGE, NO_TOKEN_DETAIL)
+    try:
+        key_id, secret = apikey.split(token)
+    except apikey.APIKeyFormatError as err:
+        return _refuse(401, SIGNED_OUT_MESSAGE, BAD_FORMAT_DETAIL.format(err=err))
+    try:
+        found = runtime().store.get_api_key_with_user(key_id)
+    except SQLAlchemyError as err:
+        log.error("fetching api key %s: %s", key_id, _db_error_text(err))
+        return _refuse(401, INTERNAL_ERROR_MESSAGE, FETCH_KEY_ERROR_DETAIL.format(err=_db_error_text(err)))
+    if found is None:
+        return _refuse(401, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
+    key, user = found
+    if not apikey.validate_hash(key.hashed_secret, secret):
+        return _refuse(401, SIGNED_OUT_MESSAGE, SECRET_INVALID_DETAIL)
+    if key.expires_at <= now():
+        return _refuse(401, SIGNED_OUT_MESSAGE, EXPIRED_DETAIL.format(at=go_time_string(key.expires_at)))
+    if user.deleted:
+        # Deleting a user deletes their keys; a key left behind is as good as unknown.
+        return _refuse(401, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
+    if user.status != STATUS_ACTIVE:
+        # No dormant-user activator exists here (there is no login), so dormant users are refused too.
+        return _refuse(401, USER_NOT_ACTIVE_MESSAGE.format(status=user.status))
+    return Authenticated(key, user)
+
+
+def _outcome() -> Authenticated | APIError:
+    outcome: Authenticated | APIError | None = g.get("_apikey_outcome")
+    if outcome is None:
+        outcome = _check()
+        g._apikey_outcome = outcome
+    return outcome
+
+
+def identify() -> Authenticated | None:
+    """The request's key and user when it carries a valid token, else None. Checked once per request;
+    no side effects (used by the rate limiter before the token check proper)."""
+    outcome = _outcome()
+    return outcome if isinstance(outcome, Authenticated) else None
+
+
+def require_api_key() -> None:
+    """`before_request` of authenticated blueprints: answer the token's failure, or record its use and
+    put the key and user on `g`.
+
+    Aborts: 401 (every row of coderd's table that applies), 500 when recording the use fails.
+    """
+    if g.get("api_key") is not None:
+        return
+    outcome = _outcome()
+    if isinstance(outcome, APIError):
+        raise outcome
+    key = _record_use(outcome.key)
+    g.api_key = key
+    g.user = outcome.user
+
+
+def require_api_key_under(prefixes: Sequence[str]) -> None:
+    """The token check for every request under an authenticated prefix, matched or not, so
+    `GET /api/v2/deployment/nope` gets 401 without a token and 404 with one (chi runs a group's
+    middleware before routing inside it)."""
+    path = request.path
+    for prefix in prefixes:
+        if path == prefix or path.startswith(prefix + "/"):
+            require_api_key()
+            return
+
+
+def _record_use(key: APIKey) -> APIKey:
+    """coderd's side effects: `last_used` and `ip_address` at most hourly, sliding expiry unless
+    disabled. Aborts: 500 when the update fails."""
+    at = now()
+    last_used, expires_at, ip = key.last_used, key.expires_at, key.ip_address
+    changed = False
+    if at - key.last_used > LAST_USED_INTERVAL:
+        last_used, ip, changed = at, client_ip(), True
+    if not _config().disable_expiry_refresh and key.lifetime_seconds > 0:
+        lifetime = dt.timedelta(seconds=key.lifetime_seconds)
+        if key.expires_at - at <= lifetime - LAST_USED_INTERVAL:
+            expires_at, changed = at + lifetime, True
+    if not changed:
+        return key
+    try:
+        runtime().store.update_api_key_usage(key.id, last_used=last_used, expires_at=expires_at, ip_address=ip)
+    except SQLAlchemyError as err:
+        log.error("updating api key %s: %s", key.id, _db_error_text(err))
+        raise APIError(500, INTERNAL_ERROR_MESSAGE, UPDATE_KEY_ERROR_DETAIL.format(err=_db_error_text(err))) from None
+    return APIKey(**{**key.__dict__, "last_used": last_used, "expires_at": expires_at, "ip_address": ip})
+
+
+def current_api_key() -> APIKey:
+    """The signed-in request's API key. Fails loudly if the token check did not run."""
+    key = g.get("api_key")
+    if key is None:
+        raise RuntimeError("api key missing: require_api_key did not run for this route")
+    return key  # type: ignore[no-any-return]
+
+
+def current_user() -> User:
+    """The signed-in request's user. Fails loudly if the token check did not run."""
+    user = g.get("user")
+    if user is None:
+        raise RuntimeError("user missing: require_api_key did not run for this route")
+    return user  # type: ignore[no-any-return]
