@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from coderapi import buildinfo, httpapi, httpmw, routes
+from coderapi import buildinfo, httpapi, httpmw, logs, metrics, routes
 from coderapi.config import DeploymentValues, load
 from coderapi.config.settings import Settings, process_environ
 from coderapi.database import Store
@@ -43,6 +43,10 @@ def create_app(
     app.extensions[EXTENSION_KEY] = rt
 
     httpapi.handlers.register(app)
+    # Logging first: its timer starts before, and its request line is written after, all other hooks.
+    logs.configure_from_values(values)
+    logs.install(app)
+    metrics.install(app, enabled=bool(values.get("prometheus.enable")), engine=store.engine)
     httpmw.install(app)
     routes.register(app)
     return app

@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, request
 from werkzeug.exceptions import MethodNotAllowed
 
 from coderapi.httpmw import apikey, ratelimit, userparam
-from coderapi.routes import csp, public, users
+from coderapi.routes import csp, health, public, users
 
 API_PREFIX = "/api/v2"
 # chi groups with apiKeyMiddleware: every path under them needs a token, matched or not.
@@ -37,6 +37,8 @@ def register(app: Flask) -> None:
     ratelimit.install(app)
     app.before_request(lambda: apikey.require_api_key_under(AUTHENTICATED_PREFIXES))
     app.before_request(reject_implicit_methods)
+    # Outermost, in front of every middleware, as coderd mounts it before its stack.
+    app.wsgi_app = health.Healthz(app.wsgi_app)  # type: ignore[method-assign]
 
 
 def use(app: Flask, bp: Blueprint, *hooks: Callable[[], object]) -> None:

@@ -1,0 +1,271 @@
+"""Prometheus metrics (`prometheus.enable`), exported on their own port (`prometheus.address`).
+
+Under gunicorn the server sets `PROMETHEUS_MULTIPROC_DIR` before any worker starts, so every worker
+writes its samples to files there and the exporter (in the gunicorn master) sums them: counts are right
+with any number of workers. Without that directory (tests, a single process) the app's own registry is
+exported.
+
+Other modules record through the small functions at the bottom (`auth_failure`, `rate_limited`,
+`csp_violation`, `observe_stats_refresh`); they do nothing when Prometheus is off, so call sites never
+check.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask, Response, current_app, has_app_context, request
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
+from prometheus_client.exposition import start_wsgi_server
+from sqlalchemy import Engine, event
+
+from coderapi import logs
+
+EXTENSION_KEY = "coderapi.metrics"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# coderd's API latency buckets (coderd/prometheusmetrics), in seconds.
+LATENCY_BUCKETS = (0.001, 0.005, 0.010, 0.025, 0.050, 0.100, 0.500, 1.0, 5.0, 10.0, 30.0)
+STATS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# The route label of a request no route matched: keeps the label set bounded whatever paths clients send.
+UNMATCHED_ROUTE = "unmatched"
+
+
+class Metrics:
+    """Every metric the service records, registered in one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # A process-wide value class chosen when prometheus_client was imported would miss a
+        # multiprocess directory set up later by the server; choose it again now.
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+        self.multiprocess = multiprocess_dir() != ""
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "coderd_api_requests_processed_total",
+            "The total number of processed API requests, by route, method and status code.",
+            ["code", "method", "path"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "coderd_api_request_latencies_seconds",
+            "Latency distribution of API requests in seconds, by route and method.",
+            ["method", "path"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.concurrent = Gauge(
+            "coderd_api_concurrent_requests",
+            "The number of API requests being served right now.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.auth_failures = Counter(
+            "coderapi_auth_failures_total",
+            "Requests refused by the session-token check, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "coderapi_rate_limited_requests_total",
+            "Requests refused by the API rate limiter, by what the budget was keyed on (user or ip).",
+            ["key"],
+            registry=r,
+        )
+        self.csp_violations = Counter(
+            "coderapi_csp_violations_total",
+            "Content-Security-Policy violation reports received, by violated directive.",
+            ["directive"],
+            registry=r,
+        )
+        self.stats_refresh = Histogram(
+            "coderapi_deployment_stats_refresh_seconds",
+            "How long one refresh of the deployment stats took, in seconds.",
+            buckets=STATS_BUCKETS,
+            registry=r,
+        )
+        self.db_pool = Gauge(
+            "coderapi_db_pool_connections",
+            "Database connections of the pool, by state (in_use, idle).",
+            ["state"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+
+    def watch_pool(self, engine: Engine) -> None:
+        """Keep `coderapi_db_pool_connections` current from the engine's pool events."""
+        pool = engine.pool
+
+        def update(*_args: Any) -> None:
+            checked_out = _pool_number(pool, "checkedout")
+            self.db_pool.labels("in_use").set(checked_out)
+            self.db_pool.labels("idle").set(_pool_number(pool, "checkedin"))
+
+        for name in ("checkout", "checkin", "close", "close_detached"):
+            event.listen(engine.pool, name, update)
+        update()
+
+    def exposition_registry(self) -> CollectorRegistry:
+        """What an exporter should serve: the sum over all worker processes in multiprocess mode, else
+        this registry."""
+        if not self.multiprocess:
+            return self.registry
+        return multiprocess_registry()
+
+
+def _pool_number(pool: Any, name: str) -> int:
+    fn = getattr(pool, name, None)
+    if fn is None:
+        return 0
+    try:
+        return int(fn())
+    except (TypeError, ValueError):
+        return 0
+
+
+def multiprocess_dir() -> str:
+    """The multiprocess directory the server set up, or "" (the variable is prometheus_client's own
+    interface, read by the library too)."""
+    return os.environ.get(MULTIPROC_ENV, "")
+
+
+def multiprocess_registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def prepare_multiprocess_dir(path: str) -> None:
+    """Make `path` the multiprocess directory of this process and its children, emptied of samples left
+    by an earlier run. Call before any worker starts."""
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(path, name))
+    os.environ[MULTIPROC_ENV] = path
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+def worker_exited(pid: int) -> None:
+    """Drop a dead worker's live gauges (gunicorn's `child_exit` hook)."""
+    if multiprocess_dir():
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def route_label(rule: str | None) -> str:
+    """Flask's `/users/<user>/keys` as chi writes routes, `/users/{user}/keys`."""
+    if rule is None:
+        return UNMATCHED_ROUTE
+    out = []
+    for part in rule.split("/"):
+        if part.startswith("<") and part.endswith(">"):
+            part = "{" + part[1:-1].rsplit(":", 1)[-1] + "}"
+        out.append(part)
+    return "/".join(out)
+
+
+def _begin() -> None:
+    m: Metrics = current_app.extensions[EXTENSION_KEY]
+    m.concurrent.inc()
+
+
+def _observe(resp: Response) -> Response:
+    m: Metrics = current_app.extensions[EXTENSION_KEY]
+    rule = request.url_rule
+    path = route_label(rule.rule if rule is not None else None)
+    m.requests.labels(str(resp.status_code), request.method, path).inc()
+    m.latency.labels(request.method, path).observe(logs.request_duration())
+    return resp
+
+
+def _end(_exc: BaseException | None) -> None:
+    m: Metrics = current_app.extensions[EXTENSION_KEY]
+    m.concurrent.dec()
+
+
+def install(app: Flask, *, enabled: bool, engine: Engine | None = None) -> Metrics | None:
+    """With `enabled`, create the app's metrics and record every request; otherwise record nothing."""
+    if not enabled:
+        return None
+    m = Metrics()
+    app.extensions[EXTENSION_KEY] = m
+    app.before_request(_begin)
+    app.after_request(_observe)
+    app.teardown_request(_end)
+    if engine is not None:
+        m.watch_pool(engine)
+    return m
+
+
+def _current() -> Metrics | None:
+    if not has_app_context():
+        return None
+    m: Metrics | None = current_app.extensions.get(EXTENSION_KEY)
+    return m
+
+
+def of(app: Flask) -> Metrics | None:
+    """The app's metrics, or None when Prometheus is off (for services running outside a request)."""
+    m: Metrics | None = app.extensions.get(EXTENSION_KEY)
+    return m
+
+
+def auth_failure(reason: str) -> None:
+    """Count a request the API-key check refused (`reason`: missing, malformed, not_found, mismatch,
+    expired, …)."""
+    m = _current()
+    if m is not None:
+        m.auth_failures.labels(reason).inc()
+
+
+def rate_limited(key: str) -> None:
+    """Count a 429 from the API rate limiter (`key`: "user" or "ip")."""
+    m = _current()
+    if m is not None:
+        m.rate_limited.labels(key).inc()
+
+
+def csp_violation(directive: str) -> None:
+    """Count one CSP violation report by its violated directive."""
+    m = _current()
+    if m is not None:
+        m.csp_violations.labels(directive or "unknown").inc()
+
+
+def observe_stats_refresh(seconds: float, app: Flask | None = None) -> None:
+    """Record how long a deployment-stats refresh took (pass `app` from a background thread)."""
+    m = of(app) if app is not None else _current()
+    if m is not None:
+        m.stats_refresh.observe(seconds)
+
+
+@contextmanager
+def time_stats_refresh(app: Flask | None = None) -> Iterator[None]:
+    """`with metrics.time_stats_refresh(app): refresh()` records the refresh's duration."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        observe_stats_refresh(time.perf_counter() - start, app)
+
+
+class Exporter:
+    """prometheus_client's exporter (`/metrics`, quiet, threaded) on its own address, in a daemon
+    thread."""
+
+    def __init__(self, host: str, port: int, registry: CollectorRegistry) -> None:
+        self.server, self.thread = start_wsgi_server(port, addr=host or "0.0.0.0", registry=registry)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)

@@ -1,0 +1,332 @@
+"""Serving the app with gunicorn: options from the deployment's values and coderapi's settings.
+
+`gunicorn_options()` is shared by `coderapi server` (`ServerApplication`) and `gunicorn.conf.py`, so
+`gunicorn wsgi:app` runs with the same settings. Workers are not preloaded: each builds its own app
+(and its own database pool and background services) after the fork.
+
+- Bind: `http_address` (default 127.0.0.1:3000). With `tls.enable`, `tls.address` is bound with TLS
+  instead (gunicorn applies one certificate to every listener, so plain HTTP is not served beside it).
+- Workers: `CODERAPI_WORKERS` (default `2 × CPUs + 1`, at most 12), `CODERAPI_THREADS` (default 1:
+  sync workers; above 1 the gthread worker).
+- SIGTERM / SIGINT stop gracefully (requests in flight finish, up to 30 s); SIGHUP re-reads the
+  configuration and replaces the workers.
+- Request line and header fields up to 8190 bytes, at most 100 header fields.
+- `proxy_trusted_origins` is also gunicorn's `forwarded_allow_ips`, so only trusted proxies can set
+  the scheme; the client IP itself is decided by `coderapi.httpmw.realip`.
+- With `prometheus.enable`, the master serves `/metrics` on `prometheus.address`, summing every
+  worker's samples (prometheus_client's multiprocess mode, in a directory the server manages).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import ssl
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from coderapi.config.settings import Settings
+
+DEFAULT_HTTP_ADDRESS = "127.0.0.1:3000"
+MAX_DEFAULT_WORKERS = 12
+LIMIT_REQUEST_LINE = 8190
+LIMIT_REQUEST_FIELDS = 100
+LIMIT_REQUEST_FIELD_SIZE = 8190
+GRACEFUL_TIMEOUT = 30
+WORKER_TIMEOUT = 30
+
+TLS_VERSIONS = {
+    "tls10": ssl.TLSVersion.TLSv1,
+    "tls11": ssl.TLSVersion.TLSv1_1,
+    "tls12": ssl.TLSVersion.TLSv1_2,
+    "tls13": ssl.TLSVersion.TLSv1_3,
+}
+CLIENT_AUTH = {
+    "none": ssl.CERT_NONE,
+    "request": ssl.CERT_OPTIONAL,
+    "require-any": ssl.CERT_OPTIONAL,
+    "verify-if-given": ssl.CERT_OPTIONAL,
+    "require-and-verify": ssl.CERT_REQUIRED,
+}
+
+
+class ServingError(ValueError):
+    """The serving options cannot work (no address, TLS without a certificate, …)."""
+
+
+def default_workers(cpus: int | None = None) -> int:
+    n = cpus if cpus is not None else (os.cpu_count() or 1)
+    return max(1, min(2 * n + 1, MAX_DEFAULT_WORKERS))
+
+
+def host_port(value: Any) -> str:
+    """`host:port` from a HostPort option, whatever form the loader gives it (string, object or dict)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, Mapping):
+        host, port = value.get("host", ""), value.get("port", "")
+    else:
+        host, port = getattr(value, "host", ""), getattr(value, "port", "")
+    if not host and not port:
+        return ""
+    host = str(host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """`("127.0.0.1", 2112)` from `127.0.0.1:2112`; an empty host means every interface.
+
+    Raises ServingError when the port is missing or not a number."""
+    host, sep, port = address.rpartition(":")
+    if not sep:
+        raise ServingError(f"address {address!r}: missing port")
+    try:
+        number = int(port, 10)
+    except ValueError:
+        raise ServingError(f"address {address!r}: invalid port") from None
+    if not 0 <= number <= 65535:
+        raise ServingError(f"address {address!r}: invalid port")
+    return host.strip("[]"), number
+
+
+def _bind_address(address: str) -> str:
+    host, port = split_host_port(address)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host or '0.0.0.0'}:{port}"
+
+
+@dataclass(frozen=True)
+class TLSOptions:
+    cert_file: str
+    key_file: str
+    client_ca_file: str = ""
+    client_auth: str = "none"
+    min_version: str = "tls12"
+
+
+def tls_options(values: Any) -> TLSOptions | None:
+    """The TLS listener's settings when `tls.enable`, else None. Raises ServingError when unusable."""
+    if not values.get("tls.enable"):
+        return None
+    certs = list(values.get("tls.cert_file") or ())
+    keys = list(values.get("tls.key_file") or ())
+    if not certs or not keys:
+        raise ServingError("tls-cert-file and tls-key-file are required when tls is enabled")
+    if len(certs) != len(keys):
+        raise ServingError("--tls-cert-file and --tls-key-file must be used the same amount of times")
+    if len(certs) > 1:
+        raise ServingError("only one TLS certificate is supported by this server")
+    for path in (certs[0], keys[0]):
+        if not os.path.isfile(path):
+            raise ServingError(f"TLS file {path!r} does not exist")
+    client_auth = (values.get("tls.client_auth") or "none").lower()
+    if client_auth not in CLIENT_AUTH:
+        raise ServingError(f"TLS client auth {client_auth!r} is not one of {', '.join(CLIENT_AUTH)}")
+    min_version = (values.get("tls.min_version") or "tls12").lower()
+    if min_version not in TLS_VERSIONS:
+        raise ServingError(f"TLS minimum version {min_version!r} is not one of {', '.join(TLS_VERSIONS)}")
+    return TLSOptions(certs[0], keys[0], values.get("tls.client_ca_file") or "", client_auth, min_version)
+
+
+def prometheus_address(values: Any) -> str:
+    """The exporter's `host:port` when `prometheus.enable`, else ""."""
+    if not values.get("prometheus.enable"):
+        return ""
+    address = host_port(values.get("prometheus.address")) or "127.0.0.1:2112"
+    split_host_port(address)
+    return address
+
+
+def gunicorn_options(values: Any, settings: Settings) -> dict[str, Any]:
+    """gunicorn settings (names as in a gunicorn config file) for these values and settings.
+
+    Raises ServingError when no listener is configured or TLS is unusable."""
+    tls = tls_options(values)
+    if tls is not None:
+        address = host_port(values.get("tls.address")) or "127.0.0.1:3443"
+    else:
+        address = host_port(values.get("http_address"))
+    if not address:
+        raise ServingError("http-address or tls-address must be set")
+    workers = settings.workers or default_workers()
+    threads = max(1, settings.threads)
+    origins = [o.strip() for o in (values.get("proxy_trusted_origins") or ()) if o.strip()]
+    opts: dict[str, Any] = {
+        "bind": [_bind_address(address)],
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread" if threads > 1 else "sync",
+        "preload_app": False,
+        "timeout": WORKER_TIMEOUT,
+        "graceful_timeout": GRACEFUL_TIMEOUT,
+        "keepalive": 5,
+        "limit_request_line": LIMIT_REQUEST_LINE,
+        "limit_request_fields": LIMIT_REQUEST_FIELDS,
+        "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
+        "forwarded_allow_ips": ",".join(origins) if origins else "",
+        "proc_name": "coderapi",
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "debug" if values.get("verbose") else "info",
+        # Our request lines carry the fields gunicorn's access log would, without the token risk.
+        "disable_redirect_access_to_syslog": True,
+        # The heartbeat file on tmpfs: a slow disk never makes the master think a worker hung.
+        "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,  # noqa: S108
+    }
+    if tls is not None:
+        opts.update(
+            certfile=tls.cert_file,
+            keyfile=tls.key_file,
+            cert_reqs=CLIENT_AUTH[tls.client_auth],
+            ssl_context=_ssl_context_hook(tls),
+        )
+        if tls.client_ca_file:
+            opts["ca_certs"] = tls.client_ca_file
+    return opts
+
+
+def _ssl_context_hook(tls: TLSOptions) -> Callable[[Any, Callable[[], ssl.SSLContext]], ssl.SSLContext]:
+    def ssl_context(_conf: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        ctx = default_factory()
+        ctx.minimum_version = TLS_VERSIONS[tls.min_version]
+        return ctx
+
+    return ssl_context
+
+
+@dataclass
+class MetricsExport:
+    """The multiprocess directory and the master's exporter for one server run."""
+
+    address: str
+    directory: str = ""
+    owns_directory: bool = False
+    exporter: Any = None
+    errors: list[str] = field(default_factory=list)
+
+    def prepare(self, environ: Mapping[str, str]) -> None:
+        """Set up the multiprocess directory (the operator's `PROMETHEUS_MULTIPROC_DIR`, else a fresh
+        temporary one) before any worker starts."""
+        from coderapi import metrics
+
+        given = environ.get(metrics.MULTIPROC_ENV, "")
+        if given:
+            self.directory = given
+        else:
+            self.directory = tempfile.mkdtemp(prefix="coderapi-prometheus-")
+            self.owns_directory = True
+        metrics.prepare_multiprocess_dir(self.directory)
+
+    def start(self) -> None:
+        from coderapi import metrics
+
+        host, port = split_host_port(self.address)
+        self.exporter = metrics.Exporter(host, port, metrics.multiprocess_registry())
+
+    def stop(self) -> None:
+        if self.exporter is not None:
+            self.exporter.stop()
+            self.exporter = None
+        if self.owns_directory and self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def hooks(export: MetricsExport | None) -> dict[str, Callable[..., None]]:
+    """gunicorn server hooks: the exporter starts once the master is ready, dead workers' gauges are
+    dropped, and everything is cleaned up on exit."""
+
+    def when_ready(server: Any) -> None:
+        if export is None:
+            return
+        try:
+            export.start()
+        except (OSError, ServingError) as err:
+            server.log.error("prometheus exporter on %s: %s", export.address, err)
+            sys.exit(1)
+        server.log.info("prometheus metrics on http://%s/metrics", export.address)
+
+    def child_exit(_server: Any, worker: Any) -> None:
+        if export is not None:
+            from coderapi import metrics
+
+            metrics.worker_exited(worker.pid)
+
+    def on_exit(_server: Any) -> None:
+        if export is not None:
+            export.stop()
+
+    return {"when_ready": when_ready, "child_exit": child_exit, "on_exit": on_exit}
+
+
+def migrate(values: Any, settings: Settings) -> None:
+    """Apply pending migrations once, in the master, before workers start."""
+    from coderapi.app import open_store
+
+    store = open_store(values, settings)
+    try:
+        store.migrate()
+    finally:
+        store.close()
+
+
+def run(values: Any, resolve: Callable[[], Any], settings: Settings, environ: Mapping[str, str]) -> None:
+    """Serve `values` until stopped; on SIGHUP `resolve()` gives the values to continue with.
+
+    Raises ServingError before anything is bound."""
+    options = gunicorn_options(values, settings)
+    address = prometheus_address(values)
+    export = MetricsExport(address) if address else None
+    if export is not None:
+        export.prepare(environ)
+    options.update(hooks(export))
+    app = ServerApplication(values, settings, options, resolve)
+    try:
+        app.run()
+    finally:
+        if export is not None:
+            export.stop()
+
+
+class ServerApplication(BaseApplication):  # type: ignore[misc]
+    """gunicorn's embedding API: options from the values; each worker builds its app with them."""
+
+    def __init__(self, values: Any, settings: Settings, options: dict[str, Any], resolve: Callable[[], Any]) -> None:
+        self.values = values
+        self.settings = settings
+        self.options = options
+        self.resolve = resolve
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in self.cfg.settings and value is not None:
+                self.cfg.set(key, value)
+
+    def reload(self) -> None:
+        # SIGHUP: read the configuration again (flags, environment, YAML file). A configuration that
+        # no longer loads keeps the running one, as a typo in the YAML file must not stop the service.
+        try:
+            values = self.resolve()
+            options = gunicorn_options(values, self.settings)
+        except ValueError as err:
+            sys.stderr.write(f"reload: keeping the running configuration: {err}\n")
+        else:
+            hooks_now = {k: v for k, v in self.options.items() if k in ("when_ready", "child_exit", "on_exit")}
+            self.values = values
+            self.options = {**options, **hooks_now}
+        super().reload()
+
+    def load(self) -> Any:
+        from coderapi.app import create_app
+
+        return create_app(self.values, settings=self.settings)
