@@ -14,7 +14,7 @@ import secrets
 import string
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from coderapi.database.apikeys import LOGIN_TYPE_TOKEN
 from coderapi.database.users import now
@@ -112,3 +112,25 @@ def issue(
         created_at=at,
     )
     return key.token
+
+
+class _Values(Protocol):
+    def get(self, key: str) -> Any: ...
+
+
+MAX_TOKEN_LIFETIME_KEY = "session_lifetime.max_token_lifetime"  # noqa: S105 (an option name)
+MAX_ADMIN_TOKEN_LIFETIME_KEY = "session_lifetime.max_admin_token_lifetime"  # noqa: S105 (an option name)
+DEFAULT_TOKEN_LIFETIME_KEY = "session_lifetime.default_token_lifetime"  # noqa: S105 (an option name)
+
+
+def max_lifetime_ns(values: _Values, roles: tuple[str, ...]) -> int:
+    """coderd's getMaxTokenLifetime, in nanoseconds: the admin cap when the user is an owner, else the
+    general one."""
+    from coderapi import rbac
+
+    return int(values.get(MAX_ADMIN_TOKEN_LIFETIME_KEY if rbac.is_owner(roles) else MAX_TOKEN_LIFETIME_KEY))
+
+
+def default_lifetime_ns(values: _Values, roles: tuple[str, ...]) -> int:
+    """The lifetime of a token created without one: the deployment default, never beyond the cap."""
+    return min(int(values.get(DEFAULT_TOKEN_LIFETIME_KEY)), max_lifetime_ns(values, roles))

@@ -1,0 +1,35 @@
+"""What admin commands share with the server: the Store its configuration points at."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from coderapi import config
+from coderapi.cli.options import fail
+from coderapi.config.settings import Settings, SettingsError, process_environ
+from coderapi.database import Store
+
+
+def open_store() -> Store:
+    """The migrated Store from the server's configuration sources (`CODER_*` / `CODERAPI_*`
+    environment and the YAML file they name): PostgreSQL with `CODER_PG_CONNECTION_URL`, else the
+    embedded SQLite file. Exits 1 with one line on stderr when the configuration or database fails."""
+    from coderapi.app import open_store as open_configured_store
+
+    try:
+        values = config.load((), process_environ())
+        settings = Settings.from_environ()
+        store = open_configured_store(values, settings)
+        store.migrate()
+    except (config.ConfigError, SettingsError, SQLAlchemyError, OSError) as err:
+        lines = str(err).strip().splitlines()
+        fail(lines[0] if lines else type(err).__name__)
+    return store
+
+
+def load_values() -> config.DeploymentValues:
+    """The deployment values from the environment (flag-less). Exits 1 when they are invalid."""
+    try:
+        return config.load((), process_environ())
+    except config.ConfigError as err:
+        fail(str(err))

@@ -1,0 +1,172 @@
+"""`coderapi tokens`: create, list and delete a user's API tokens.
+
+A new token is printed alone on stdout and never again: only the SHA-256 of its secret is stored.
+Lifetimes follow coderd: the deployment's `default_token_lifetime` when none is given, at most
+`max_token_lifetime` (`max_admin_token_lifetime` for owners).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import click
+
+from coderapi import apikey, config
+from coderapi.cli.context import load_values, open_store
+from coderapi.cli.options import fail
+from coderapi.cli.users import find_user
+from coderapi.database.apikeys import DuplicateTokenNameError
+from coderapi.sdk.users import api_key_schema
+
+TOKEN_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,31}")
+_UNITS_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "μs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60 * 1_000_000_000,
+    "h": 3600 * 1_000_000_000,
+    # The Coder CLI's extended durations.
+    "d": 24 * 3600 * 1_000_000_000,
+    "y": 365 * 24 * 3600 * 1_000_000_000,
+}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|y)")
+
+
+class DurationError(ValueError):
+    pass
+
+
+def parse_duration(text: str) -> int:
+    """Nanoseconds from a Go duration (`24h`, `1h30m`, `90s`), plus `d` and `y` as the Coder CLI
+    accepts. Raises DurationError."""
+    s = text.strip()
+    sign = 1
+    if s[:1] in "+-" and s:
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    if s == "0":
+        return 0
+    pos, total = 0, 0.0
+    while pos < len(s):
+        m = _DURATION_PART.match(s, pos)
+        if m is None:
+            raise DurationError(f"invalid duration {text!r}")
+        total += float(m.group(1)) * _UNITS_NS[m.group(2)]
+        pos = m.end()
+    if pos == 0:
+        raise DurationError(f"invalid duration {text!r}")
+    return sign * int(total)
+
+
+def format_duration(ns: int) -> str:
+    """Go's `time.Duration.String()` for whole seconds and up (`168h0m0s`, `1m30s`, `0s`)."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    if ns < 1_000_000_000:
+        return f"{sign}{ns}ns" if ns < 1000 else f"{sign}{ns / 1e9:g}s"
+    hours, rem = divmod(ns, 3600 * 1_000_000_000)
+    minutes, rem = divmod(rem, 60 * 1_000_000_000)
+    seconds = rem / 1e9
+    sec_text = f"{seconds:.9f}".rstrip("0").rstrip(".")
+    if hours:
+        return f"{sign}{hours}h{minutes}m{sec_text}s"
+    if minutes:
+        return f"{sign}{minutes}m{sec_text}s"
+    return f"{sign}{sec_text}s"
+
+
+def token_lifetime_ns(requested: int | None, roles: tuple[str, ...], values: config.DeploymentValues) -> int:
+    """The lifetime coderd gives a new token. Raises click.UsageError as coderd's 400s do."""
+    if requested is None:
+        return apikey.default_lifetime_ns(values, roles)
+    max_ns = apikey.max_lifetime_ns(values, roles)
+    if requested <= 0:
+        raise click.UsageError("lifetime must be positive number greater than 0")
+    if requested > max_ns:
+        raise click.UsageError(f"lifetime must be less than {format_duration(max_ns)}")
+    return requested
+
+
+@click.group()
+def tokens() -> None:
+    """Manage users' API tokens."""
+
+
+@tokens.command("create")
+@click.option("--user", "user_name", required=True, help="Username or UUID of the token's owner.")
+@click.option("--lifetime", default=None, help="How long the token lives (e.g. 24h, 720h, 30d).")
+@click.option("--name", "token_name", default="", help="A name for the token, unique per user.")
+def create(user_name: str, lifetime: str | None, token_name: str) -> None:
+    """Create a token and print it (only the token, on stdout)."""
+    requested = None
+    if lifetime is not None:
+        try:
+            requested = parse_duration(lifetime)
+        except DurationError as err:
+            raise click.UsageError(str(err)) from None
+    if token_name and not TOKEN_NAME_RE.fullmatch(token_name):
+        raise click.UsageError(
+            f"invalid token name {token_name!r}: 1-32 letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    values = load_values()
+    store = open_store()
+    try:
+        user = find_user(store, user_name)
+        lifetime_ns = token_lifetime_ns(requested, user.rbac_roles, values)
+        seconds = max(1, lifetime_ns // 1_000_000_000)
+        token = apikey.issue(store, user.id, dt.timedelta(seconds=seconds), token_name=token_name)
+    except DuplicateTokenNameError as err:
+        fail(str(err))
+    finally:
+        store.close()
+    click.echo(token)
+
+
+@tokens.command("list")
+@click.option("--user", "user_name", required=True, help="Username or UUID.")
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def list_tokens(user_name: str, output: str) -> None:
+    """List a user's tokens (ids and names; secrets are never stored)."""
+    store = open_store()
+    try:
+        user = find_user(store, user_name)
+        keys = store.list_api_keys_by_user(user.id)
+    finally:
+        store.close()
+    if output == "json":
+        click.echo(json.dumps([api_key_schema.dump(k) for k in keys], indent=2))
+        return
+    rows = [("ID", "NAME", "LAST USED", "EXPIRES AT", "CREATED AT")]
+    for k in keys:
+        rows.append((k.id, k.token_name, _iso(k.last_used), _iso(k.expires_at), _iso(k.created_at)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _iso(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@tokens.command("delete")
+@click.option("--user", "user_name", required=True, help="Username or UUID.")
+@click.argument("id_or_name")
+def delete(user_name: str, id_or_name: str) -> None:
+    """Delete a token by id or name: it is refused from the next request on."""
+    store = open_store()
+    try:
+        user = find_user(store, user_name)
+        match = [k for k in store.list_api_keys_by_user(user.id) if id_or_name in (k.id, k.token_name)]
+        if not match:
+            fail(f"user {user.username} has no token with id or name {id_or_name!r}")
+        store.delete_api_key(match[0].id)
+    finally:
+        store.close()
+    click.echo(f"token {match[0].id} deleted")

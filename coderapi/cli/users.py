@@ -1,0 +1,136 @@
+"""`coderapi users`: create, list, suspend, activate and delete users."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import click
+
+from coderapi import rbac
+from coderapi.cli.context import open_store
+from coderapi.cli.options import fail
+from coderapi.database import Store
+from coderapi.database.users import STATUS_ACTIVE, STATUS_SUSPENDED, DuplicateUserError, User
+from coderapi.sdk.users import user_schema
+
+# coderd's username rule (codersdk.NameValid): letters and digits in hyphen-separated runs, 1-32 long.
+USERNAME_RE = re.compile(r"[a-zA-Z0-9]+(?:-[a-zA-Z0-9]+)*")
+USERNAME_MAX = 32
+# `me` names the signed-in user in `{user}`, so no one may be called that.
+RESERVED_USERNAMES = frozenset({"me"})
+EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def validate_username(name: str) -> str:
+    if not name or len(name) > USERNAME_MAX or not USERNAME_RE.fullmatch(name):
+        raise click.UsageError(
+            f"invalid username {name!r}: use 1-{USERNAME_MAX} letters or digits, optionally joined by single hyphens"
+        )
+    if name.lower() in RESERVED_USERNAMES:
+        raise click.UsageError(f"invalid username {name!r}: it is reserved")
+    return name
+
+
+def validate_email(email: str) -> str:
+    if not EMAIL_RE.fullmatch(email):
+        raise click.UsageError(f"invalid email {email!r}")
+    return email
+
+
+def find_user(store: Store, name: str) -> User:
+    """The user named by a username (case-insensitive) or UUID. Exits 1 when there is none."""
+    try:
+        user_id: uuid.UUID | None = uuid.UUID(name)
+    except ValueError:
+        user_id = None
+    found = store.get_user_by_id(user_id) if user_id is not None else None
+    if found is None:
+        found = store.get_user_by_username(name)
+    if found is None:
+        fail(f"no user named {name!r}")
+    return found
+
+
+@click.group()
+def users() -> None:
+    """Manage the users who sign in with API tokens."""
+
+
+@users.command("create")
+@click.option("--username", required=True, help="Unique, case-insensitive login name.")
+@click.option("--email", required=True, help="The user's email address (unique).")
+@click.option("--roles", default="", help="Comma-separated site roles: owner, auditor, template-admin, user-admin.")
+def create(username: str, email: str, roles: str) -> None:
+    """Create a user and print their UUID."""
+    validate_username(username)
+    validate_email(email)
+    try:
+        role_names = rbac.parse_roles(roles.split(","))
+    except rbac.UnknownRoleError as err:
+        raise click.UsageError(str(err)) from None
+    store = open_store()
+    try:
+        user = store.insert_user(username, email, role_names)
+    except DuplicateUserError as err:
+        fail(str(err))
+    finally:
+        store.close()
+    click.echo(str(user.id))
+
+
+@users.command("list")
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def list_users(output: str) -> None:
+    """List the users that are not deleted."""
+    store = open_store()
+    try:
+        found = store.list_users()
+    finally:
+        store.close()
+    if output == "json":
+        click.echo(json.dumps([user_schema.dump(u) for u in found], indent=2))
+        return
+    rows = [("ID", "USERNAME", "EMAIL", "STATUS", "ROLES")]
+    rows += [(str(u.id), u.username, u.email, u.status, ",".join(u.rbac_roles) or "member") for u in found]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _set_status(name: str, status: str) -> None:
+    store = open_store()
+    try:
+        user = find_user(store, name)
+        store.update_user_status(user.id, status)
+    finally:
+        store.close()
+    click.echo(f"user {user.username} is {status}")
+
+
+@users.command("suspend")
+@click.argument("name")
+def suspend(name: str) -> None:
+    """Suspend a user: their tokens are refused from the next request on."""
+    _set_status(name, STATUS_SUSPENDED)
+
+
+@users.command("activate")
+@click.argument("name")
+def activate(name: str) -> None:
+    """Make a suspended or dormant user active again."""
+    _set_status(name, STATUS_ACTIVE)
+
+
+@users.command("delete")
+@click.argument("name")
+def delete(name: str) -> None:
+    """Delete a user and every token they hold."""
+    store = open_store()
+    try:
+        user = find_user(store, name)
+        store.delete_user(user.id)
+    finally:
+        store.close()
+    click.echo(f"user {user.username} deleted")
