@@ -40,3 +40,15 @@ lint: install
 	$(VENV)/bin/ruff check coderapi tests scripts wsgi.py gunicorn.conf.py
 	$(VENV)/bin/ruff format --check coderapi tests scripts wsgi.py gunicorn.conf.py
 	$(VENV)/bin/mypy
+
+# Several nodes on one PostgreSQL and one Redis behind nginx (NODES=2 by default); Ctrl-C stops them.
+NODES ?= 2
+.PHONY: cluster
+cluster: install system
+	NODES=$(NODES) scripts/cluster.sh
+
+# wrk against the real server and a bare Flask app under identical gunicorn settings; writes the
+# "HTTP" section of BENCHMARKS.md.
+.PHONY: bench
+bench: install system
+	$(PY) scripts/bench.py

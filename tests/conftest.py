@@ -191,3 +191,137 @@ def auth_headers(token: str) -> dict[str, str]:
 def auth() -> Callable[[str], dict[str, str]]:
     """`auth(token)` -> `{"Coder-Session-Token": token}`."""
     return auth_headers
+
+
+# ---------------------------------------------------------------------------------------------------
+# Serving (tests/test_serving*.py, test_nginx.py, test_cluster.py): real servers as child processes.
+# Every process started here is stopped at the end of the test, whatever happens.
+# ---------------------------------------------------------------------------------------------------
+
+# Variables of the developer's shell that would change a child server's configuration.
+_CHILD_ENV_DROP = ("CODER_", "CODERAPI_", "PROMETHEUS_MULTIPROC_DIR", "HOMEBREW_CODER_")
+SERVER_START_TIMEOUT = 40.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_CHILD_ENV_DROP)}
+    env["CODERAPI_UPDATE_CHECK_URL"] = CLOSED_FEED_URL
+    env.update(extra or {})
+    return env
+
+
+def wait_http(url: str, timeout: float = SERVER_START_TIMEOUT, alive: Callable[[], bool] = lambda: True) -> None:
+    """Poll `url` until it answers 200; fails the test after `timeout` or when `alive()` turns false."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if not alive():
+            pytest.fail(f"process serving {url} exited before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as err:
+            last = str(err)
+        time.sleep(0.1)
+    pytest.fail(f"{url} not ready after {timeout}s: {last}")
+
+
+class ChildProcess:
+    """A child process in its own process group, with its output in a file."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], log: pathlib.Path, cwd: pathlib.Path | None = None):
+        import subprocess
+
+        self.log = log
+        self._out = open(log, "ab")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            list(argv), env=dict(env), stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def output(self) -> str:
+        self._out.flush()
+        return self.log.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        import os
+
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM, then SIGKILL to the whole group if it has not exited within `timeout`."""
+        import contextlib
+        import os
+        import signal
+        import subprocess
+
+        try:
+            if self.alive():
+                os.kill(self.proc.pid, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout)
+            # Whatever is left of the group (workers of a master that died) goes too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait(5)
+        finally:
+            self._out.close()
+
+
+class ServerProcess(ChildProcess):
+    """`coderapi server` on 127.0.0.1:`port`."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], log: pathlib.Path, port: int):
+        super().__init__(argv, env, log)
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def start_server(tmp_path: pathlib.Path) -> Iterator[StartServer]:
+    """`start_server(*flags, env={...}, workers=2, name="node", wait=True)` runs `coderapi server` with
+    its own data directory and a free HTTP port, waits for /healthz, and stops it after the test."""
+    import sys
+
+    started: list[ChildProcess] = []
+    coderapi = str(pathlib.Path(sys.executable).parent / "coderapi")
+
+    def start(
+        *flags: str, env: Mapping[str, str] | None = None, workers: int = 2, name: str = "node", wait: bool = True
+    ) -> ServerProcess:
+        port = free_port()
+        data = tmp_path / name
+        data.mkdir(exist_ok=True)
+        child = child_env({"CODERAPI_DATA_DIR": str(data), "CODERAPI_WORKERS": str(workers), **(env or {})})
+        argv = [coderapi, "server", "--http-address", f"127.0.0.1:{port}", *flags]
+        proc = ServerProcess(argv, child, tmp_path / f"{name}.out", port)
+        started.append(proc)
+        if wait:
+            wait_http(proc.url + "/healthz", alive=proc.alive)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()

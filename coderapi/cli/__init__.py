@@ -8,6 +8,8 @@ import click
 
 from coderapi.cli.db import db
 from coderapi.cli.server import server
+from coderapi.cli.tokens import tokens
+from coderapi.cli.users import users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,9 +20,11 @@ def main() -> None:
 
 main.add_command(server)
 main.add_command(db)
+main.add_command(users)
+main.add_command(tokens)
 
-# Command groups other modules own; each is added once its module exists.
-for _module, _attr in (("coderapi.cli.users", "users"), ("coderapi.cli.tokens", "tokens"), ("coderapi.cli.dev", "dev")):
+# `dev` is added once its module exists.
+for _module, _attr in (("coderapi.cli.dev", "dev"),):
     try:
         _mod = importlib.import_module(_module)
     except ModuleNotFoundError as _err:
