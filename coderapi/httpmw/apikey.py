@@ -78,7 +78,19 @@ def install(app: Flask) -> AuthConfig:
             access_url=(str(access_url) if access_url is not None else "").rstrip("/"),
         )
     app.extensions[EXTENSION_KEY] = cfg
+    app.before_request(forget)
     return cfg
+
+
+# Per-request state on `g`. Cleared first thing, because `g` lives in the app context, which a
+# request shares when one is already pushed (tests, CLI): a key must never outlive its request.
+REQUEST_STATE = ("_apikey_outcome", "api_key", "user", "user_param")
+
+
+def forget() -> None:
+    """`before_request`: drop what an earlier request in the same app context left on `g`."""
+    for name in REQUEST_STATE:
+        g.pop(name, None)
 
 
 def _config() -> AuthConfig:

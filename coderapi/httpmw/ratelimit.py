@@ -150,6 +150,7 @@ def limit_api_request() -> Response | None:
 
     Aborts: 429 over the limit; 428 (text/plain) for the bypass header from a signed-in non-owner.
     """
+    g.pop("rate_limit", None)
     path = request.path
     if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
         return None
