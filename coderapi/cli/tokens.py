@@ -17,6 +17,7 @@ from coderapi import apikey, config
 from coderapi.cli.context import load_values, open_store
 from coderapi.cli.options import fail
 from coderapi.cli.users import find_user
+from coderapi.config.values import format_duration
 from coderapi.database.apikeys import DuplicateTokenNameError
 from coderapi.sdk.users import api_key_schema
 
@@ -61,25 +62,6 @@ def parse_duration(text: str) -> int:
     if pos == 0:
         raise DurationError(f"invalid duration {text!r}")
     return sign * int(total)
-
-
-def format_duration(ns: int) -> str:
-    """Go's `time.Duration.String()` for whole seconds and up (`168h0m0s`, `1m30s`, `0s`)."""
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    ns = abs(ns)
-    if ns < 1_000_000_000:
-        return f"{sign}{ns}ns" if ns < 1000 else f"{sign}{ns / 1e9:g}s"
-    hours, rem = divmod(ns, 3600 * 1_000_000_000)
-    minutes, rem = divmod(rem, 60 * 1_000_000_000)
-    seconds = rem / 1e9
-    sec_text = f"{seconds:.9f}".rstrip("0").rstrip(".")
-    if hours:
-        return f"{sign}{hours}h{minutes}m{sec_text}s"
-    if minutes:
-        return f"{sign}{minutes}m{sec_text}s"
-    return f"{sign}{sec_text}s"
 
 
 def token_lifetime_ns(requested: int | None, roles: tuple[str, ...], values: config.DeploymentValues) -> int:
