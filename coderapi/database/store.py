@@ -11,12 +11,13 @@ from sqlalchemy import Engine
 from coderapi.database import migrate
 from coderapi.database.apikeys import APIKeyQueries
 from coderapi.database.engine import make_engine
+from coderapi.database.leases import LeaseQueries
 from coderapi.database.siteconfigs import SiteConfigQueries
 from coderapi.database.stats import StatsQueries
 from coderapi.database.users import UserQueries
 
 
-class Store(SiteConfigQueries, UserQueries, APIKeyQueries, StatsQueries):
+class Store(SiteConfigQueries, UserQueries, APIKeyQueries, StatsQueries, LeaseQueries):
     def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 10) -> None:
         self.url = url
         self.engine: Engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow)

@@ -1,0 +1,83 @@
+"""`codersdk.DeploymentStats`: the body of GET /deployment/stats, with Go's time and float spelling."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from marshmallow import Schema, fields
+
+
+def rfc3339(at: dt.datetime) -> str:
+    """Go's `time.RFC3339Nano` in UTC: `2026-01-02T03:04:05.5Z`, fractional seconds without trailing
+    zeros and left out when zero. Raises ValueError for a naive datetime."""
+    if at.tzinfo is None:
+        raise ValueError("naive datetime")
+    at = at.astimezone(dt.UTC)
+    text = at.strftime("%Y-%m-%dT%H:%M:%S")
+    if at.microsecond:
+        text += "." + f"{at.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def go_float(value: float) -> float | int:
+    """A float64 as Go's encoding/json writes it: integral values without `.0` (`-1`, `10`).
+    Returned as an int for those, which the JSON writer prints bare. Raises ValueError for NaN and
+    infinities, which Go refuses to encode too."""
+    if not math.isfinite(value):
+        raise ValueError(f"unsupported float value {value!r}")
+    if value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    return value
+
+
+class GoTime(fields.Field[dt.datetime]):
+    """A `time.Time` written by coderd: RFC 3339 in UTC with trimmed fractional seconds."""
+
+    def _serialize(self, value: dt.datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else rfc3339(value)
+
+
+class GoFloat64(fields.Field[float]):
+    """A `float64` written by coderd's JSON encoder."""
+
+    def _serialize(self, value: float | None, attr: str | None, obj: Any, **kwargs: Any) -> float | int | None:
+        return None if value is None else go_float(float(value))
+
+
+class WorkspaceConnectionLatencyMS(Schema):
+    # The seed's lower-case keys (coderd's Go struct has no json tags and writes P50/P95).
+    p50 = GoFloat64(required=True)
+    p95 = GoFloat64(required=True)
+
+
+class WorkspaceDeploymentStats(Schema):
+    pending = fields.Integer(required=True)
+    building = fields.Integer(required=True)
+    running = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    stopped = fields.Integer(required=True)
+    connection_latency_ms = fields.Nested(WorkspaceConnectionLatencyMS, required=True)
+    rx_bytes = fields.Integer(required=True)
+    tx_bytes = fields.Integer(required=True)
+
+
+class SessionCountDeploymentStats(Schema):
+    vscode = fields.Integer(required=True)
+    ssh = fields.Integer(required=True)
+    jetbrains = fields.Integer(required=True)
+    reconnecting_pty = fields.Integer(required=True)
+
+
+class DeploymentStats(Schema):
+    """Fields in coderd's declaration order, which is the order on the wire."""
+
+    aggregated_from = GoTime(required=True)
+    collected_at = GoTime(required=True)
+    next_update_at = GoTime(required=True)
+    workspaces = fields.Nested(WorkspaceDeploymentStats, required=True)
+    session_count = fields.Nested(SessionCountDeploymentStats, required=True)
+
+
+deployment_stats_schema = DeploymentStats()
