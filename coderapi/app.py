@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from flask import Flask
 
-from coderapi import buildinfo, httpapi, httpmw, logs, metrics, routes
+from coderapi import buildinfo, httpmw, logs, metrics, routes
 from coderapi.config import DeploymentValues, load
+from coderapi.config.loader import EXPERIMENTS_SAFE
 from coderapi.config.settings import Settings, process_environ
 from coderapi.database import Store
+from coderapi.httpapi import handlers
 from coderapi.httpapi.jsonwire import encode
 from coderapi.runtime import EXTENSION_KEY, Runtime
 from coderapi.sdk.buildinfo import build_info_response
+from coderapi.services import statscache, updatecheck
 
 
 def open_store(values: DeploymentValues, settings: Settings) -> Store:
@@ -40,15 +43,24 @@ def create_app(
     build = buildinfo.detect(settings.git_commit)
     rt = Runtime(values=values, settings=settings, store=store, build=build, deployment_id=store.ensure_deployment_id())
     rt.bodies["buildinfo"] = encode(build_info_response(rt))
+    rt.bodies["deployment_config"] = encode(values.deployment_config())
+    rt.bodies["ssh_config"] = encode(values.ssh_config())
+    rt.bodies["experiments"] = encode(values.experiments)
+    rt.bodies["experiments_available"] = encode(list(EXPERIMENTS_SAFE))
     app.extensions[EXTENSION_KEY] = rt
 
-    httpapi.handlers.register(app)
+    handlers.register(app)
     # Logging first: its timer starts before, and its request line is written after, all other hooks.
     logs.configure_from_values(values)
     logs.install(app)
     metrics.install(app, enabled=bool(values.get("prometheus.enable")), engine=store.engine)
     httpmw.install(app)
     routes.register(app)
+    # Background work starts last, on a complete app: stats at once, then every refresh interval.
+    rt.services["deployment_stats"] = statscache.from_runtime(rt, lambda s: metrics.observe_stats_refresh(s, app))
+    checker = updatecheck.from_runtime(rt)
+    if checker is not None:
+        rt.services["update_checker"] = checker
     return app
 
 

@@ -154,8 +154,9 @@ def options_markdown() -> str:
         "# Server options",
         "",
         "Every option `coderapi server` accepts, in declaration order: the same flags, environment variables",
-        "and YAML keys as `coder server`. Generated from `coderapi/config/options.py`",
-        "(`python -m coderapi.config.docs > docs/options.md`); do not edit by hand.",
+        "and YAML keys as `coder server`. Generated from `coderapi/config/options.py`; do not edit by hand.",
+        "Regenerate it with",
+        "`python -c 'from coderapi.config.docs import options_markdown as m; print(m(), end=\"\")' > docs/options.md`.",
         "",
         "Hidden options are accepted like the others but left out of `--help`. Secret options are never",
         "shown by `/api/v2/deployment/config` or `--write-config` and have no YAML key.",
@@ -197,7 +198,3 @@ def options_markdown() -> str:
         yaml_path = ".".join(g.yaml for g in group.ancestry) if group.yaml else ""
         out.append(f"| {cell(group.full_name)} | {code(yaml_path)} | {cell(group.description)} |")
     return "\n".join(out) + "\n"
-
-
-if __name__ == "__main__":
-    print(options_markdown(), end="")

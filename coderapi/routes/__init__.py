@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, request
 from werkzeug.exceptions import MethodNotAllowed
 
 from coderapi.httpmw import apikey, ratelimit, userparam
-from coderapi.routes import csp, health, public, users
+from coderapi.routes import csp, deployment, experiments, health, public, users
 
 API_PREFIX = "/api/v2"
 # chi groups with apiKeyMiddleware: every path under them needs a token, matched or not.
@@ -30,7 +30,11 @@ def register(app: Flask) -> None:
     app.register_blueprint(public.bp)
     app.register_blueprint(csp.bp)
     app.register_blueprint(users.bp)
+    app.register_blueprint(deployment.bp)
+    app.register_blueprint(experiments.bp)
     use(app, csp.bp, apikey.require_api_key)
+    use(app, deployment.bp, apikey.require_api_key)
+    use(app, experiments.bp, apikey.require_api_key)
     use(app, users.bp, apikey.require_api_key, userparam.extract_user_param)
     apikey.install(app)
     # /api/v2's r.Use(apiRateLimiter): counts every request under /api/v2 before the token check.
