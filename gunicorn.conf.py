@@ -2,21 +2,25 @@
 
 The options come from the environment (CODER_* and the YAML file CODER_CONFIG_PATH names; CODERAPI_*),
 as `wsgi.py` builds the app from it. Migrations run once here, in the master, before workers start.
+gunicorn reads every global of this file whose name is a setting, so helpers carry a leading underscore.
 """
 
-from coderapi import config, logs, serving
-from coderapi.config.settings import Settings, process_environ
+from coderapi import config as _config
+from coderapi import logs as _logs
+from coderapi import serving as _serving
+from coderapi.config.settings import Settings as _Settings
+from coderapi.config.settings import process_environ as _process_environ
 
-_environ = process_environ()
-_values = config.load((), _environ)
-_settings = Settings.from_environ(_environ)
-logs.configure_from_values(_values)
-serving.migrate(_values, _settings)
+_environ = _process_environ()
+_values = _config.load((), _environ)
+_settings = _Settings.from_environ(_environ)
+_logs.configure_from_values(_values)
+_serving.migrate(_values, _settings)
 
-_address = serving.prometheus_address(_values)
-_export = serving.MetricsExport(_address) if _address else None
+_address = _serving.prometheus_address(_values)
+_export = _serving.MetricsExport(_address) if _address else None
 if _export is not None:
     _export.prepare(_environ)
 
-globals().update({k: v for k, v in serving.gunicorn_options(_values, _settings).items() if v is not None})
-globals().update(serving.hooks(_export))
+globals().update({k: v for k, v in _serving.gunicorn_options(_values, _settings).items() if v is not None})
+globals().update(_serving.hooks(_export))

@@ -91,24 +91,27 @@ class Metrics:
         )
         self.db_pool = Gauge(
             "coderapi_db_pool_connections",
-            "Database connections of the pool, by state (in_use, idle).",
+            "Database connections of the pool, by state (open, in_use).",
             ["state"],
             registry=r,
             multiprocess_mode="livesum",
         )
 
     def watch_pool(self, engine: Engine) -> None:
-        """Keep `coderapi_db_pool_connections` current from the engine's pool events."""
-        pool = engine.pool
-
-        def update(*_args: Any) -> None:
-            checked_out = _pool_number(pool, "checkedout")
-            self.db_pool.labels("in_use").set(checked_out)
-            self.db_pool.labels("idle").set(_pool_number(pool, "checkedin"))
-
-        for name in ("checkout", "checkin", "close", "close_detached"):
-            event.listen(engine.pool, name, update)
-        update()
+        """Keep `coderapi_db_pool_connections` current from the engine's pool events: `in_use` is
+        checked out by a request or service, `open` is every connection the pool holds."""
+        in_use = self.db_pool.labels("in_use")
+        opened = self.db_pool.labels("open")
+        # Connections made before the metrics existed (migrations, the deployment id).
+        pool: Any = engine.pool
+        if hasattr(pool, "checkedout") and hasattr(pool, "checkedin"):
+            in_use.set(pool.checkedout())
+            opened.set(pool.checkedin() + pool.checkedout())
+        event.listen(engine.pool, "checkout", lambda *_a: in_use.inc())
+        event.listen(engine.pool, "checkin", lambda *_a: in_use.dec())
+        event.listen(engine.pool, "connect", lambda *_a: opened.inc())
+        event.listen(engine.pool, "close", lambda *_a: opened.dec())
+        event.listen(engine.pool, "close_detached", lambda *_a: opened.dec())
 
     def exposition_registry(self) -> CollectorRegistry:
         """What an exporter should serve: the sum over all worker processes in multiprocess mode, else
@@ -116,16 +119,6 @@ class Metrics:
         if not self.multiprocess:
             return self.registry
         return multiprocess_registry()
-
-
-def _pool_number(pool: Any, name: str) -> int:
-    fn = getattr(pool, name, None)
-    if fn is None:
-        return 0
-    try:
-        return int(fn())
-    except (TypeError, ValueError):
-        return 0
 
 
 def multiprocess_dir() -> str:
@@ -266,6 +259,8 @@ class Exporter:
         return int(self.server.server_port)
 
     def stop(self) -> None:
-        self.server.shutdown()
+        # In a forked child the thread does not exist, and shutdown() would wait for it forever.
+        if self.thread.is_alive():
+            self.server.shutdown()
+            self.thread.join(timeout=5)
         self.server.server_close()
-        self.thread.join(timeout=5)

@@ -175,6 +175,9 @@ def gunicorn_options(values: Any, settings: Settings) -> dict[str, Any]:
         "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
         "forwarded_allow_ips": ",".join(origins) if origins else "",
         "proc_name": "coderapi",
+        # gunicorn 25+ opens a control socket at one path per user; several servers on one machine
+        # (nodes, tests) would fight over it, and `coderapi server` is managed with signals.
+        "control_socket_disable": True,
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "debug" if values.get("verbose") else "info",
@@ -290,10 +293,13 @@ def run(values: Any, resolve: Callable[[], Any], settings: Settings, environ: Ma
         export.prepare(environ)
     options.update(hooks(export))
     app = ServerApplication(values, settings, options, resolve)
+    master = os.getpid()
     try:
         app.run()
     finally:
-        if export is not None:
+        # Workers leave gunicorn through this frame too (SystemExit after the fork): only the master
+        # owns the exporter and the directory.
+        if export is not None and os.getpid() == master:
             export.stop()
 
 

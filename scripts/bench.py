@@ -1,0 +1,426 @@
+#!/usr/bin/env python3
+"""HTTP benchmarks: wrk against the real server and a bare Flask app, side by side, one run.
+
+The bare app is the floor: a Flask app with one view per benchmarked path that returns the bytes the
+real server answered, served by gunicorn with exactly the options `coderapi server` uses (bind, workers,
+worker class, threads, limits). Every ratio is real / bare. Rate limiting is off (`--dangerous-disable-
+rate-limits`); logging stays on as in production (human lines to stderr, here a file).
+
+Cases and targets (issue 6):
+- GET /api/v2/buildinfo, no token                       req/s ratio >= 0.85
+- GET /api/v2/deployment/ssh, member token, SQLite      req/s ratio >= 0.70
+- GET /api/v2/deployment/ssh, member token, PostgreSQL  req/s ratio >= 0.60
+- GET /api/v2/deployment/config, owner token (SQLite)   req/s ratio >= 0.50
+- every case: p99 <= 2 x the bare app's p99
+- a worker's RSS <= 100 MB after the real server answered 100,000 requests
+
+Writes the "HTTP" section of BENCHMARKS.md (other sections are kept). Exit status 1 when a target is
+missed.
+
+    .venv/bin/python scripts/bench.py [--duration 10] [--connections 16] [--no-postgres] [--output BENCHMARKS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+VENV_BIN = pathlib.Path(sys.executable).parent
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+RSS_AFTER_REQUESTS = 100_000
+RSS_LIMIT_MB = 100.0
+P99_FACTOR = 2.0
+
+BARE_APP = '''
+"""The floor: a bare Flask app answering recorded bodies."""
+import json, os
+from flask import Flask, Response
+
+app = Flask("bare")
+_bodies = json.load(open(os.environ["BENCH_BODIES"]))
+
+
+def _view(status, content_type, body):
+    data = body.encode("utf-8")
+    return lambda: Response(data, status=status, content_type=content_type)
+
+
+for _i, (_path, (_status, _ctype, _body)) in enumerate(sorted(_bodies.items())):
+    app.add_url_rule(_path, f"v{_i}", _view(_status, _ctype, _body))
+
+
+@app.get("/healthz")
+def healthz():
+    return Response(b"OK", content_type="text/plain; charset=utf-8")
+'''
+
+
+@dataclasses.dataclass
+class Case:
+    name: str
+    path: str
+    token: str  # "", "member" or "owner"
+    database: str  # "sqlite" or "postgres"
+    target: float
+
+
+CASES = [
+    Case("buildinfo (public)", "/api/v2/buildinfo", "", "sqlite", 0.85),
+    Case("deployment/ssh (token, SQLite)", "/api/v2/deployment/ssh", "member", "sqlite", 0.70),
+    Case("deployment/ssh (token, PostgreSQL)", "/api/v2/deployment/ssh", "member", "postgres", 0.60),
+    Case("deployment/config (owner)", "/api/v2/deployment/config", "owner", "sqlite", 0.50),
+]
+
+
+@dataclasses.dataclass
+class Result:
+    requests_per_sec: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (local URL)
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} not ready after {timeout}s")
+
+
+def base_env(extra: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODER_", "CODERAPI_", "PROMETHEUS_"))}
+    env["CODERAPI_UPDATE_CHECK_URL"] = "http://127.0.0.1:9/releases/latest"
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def process(argv: Sequence[str], env: Mapping[str, str], log: pathlib.Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(list(argv), env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(5)
+
+
+def cli(args: Sequence[str], env: Mapping[str, str]) -> str:
+    out = subprocess.run(
+        [str(VENV_BIN / "coderapi"), *args], env=dict(env), capture_output=True, text=True, check=False, timeout=120
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"coderapi {' '.join(args)} failed: {out.stderr.strip()}")
+    return out.stdout
+
+
+WRK_LATENCY = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+WRK_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
+WRK_TOTAL = re.compile(r"^\s*(\d+) requests in", re.M)
+WRK_NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+WRK_SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, headers: Mapping[str, str], duration: float, connections: int, threads: int) -> Result:
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "10s"]
+    for k, v in headers.items():
+        argv += ["-H", f"{k}: {v}"]
+    out = subprocess.run([*argv, url], capture_output=True, text=True, check=True, timeout=duration + 60).stdout
+    lat = {m.group(1): float(m.group(2)) * UNIT_MS[m.group(3)] for m in WRK_LATENCY.finditer(out)}
+    rps = WRK_RPS.search(out)
+    total = WRK_TOTAL.search(out)
+    if rps is None or total is None or "50" not in lat or "99" not in lat:
+        raise SystemExit(f"cannot parse wrk output:\n{out}")
+    errors = sum(int(x) for x in WRK_SOCKET.search(out).groups()) if WRK_SOCKET.search(out) else 0  # type: ignore[union-attr]
+    non2xx = WRK_NON2XX.search(out)
+    errors += int(non2xx.group(1)) if non2xx else 0
+    return Result(float(rps.group(1)), lat["50"], lat["99"], int(total.group(1)), errors)
+
+
+def worker_rss_mb(master_pid: int) -> list[float]:
+    """Resident memory of each child of the gunicorn master, in MB."""
+    out = []
+    for child in pathlib.Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split():
+        status = pathlib.Path(f"/proc/{child}/status").read_text()
+        m = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+        if m:
+            out.append(int(m.group(1)) / 1024)
+    return out
+
+
+def gunicorn_conf(path: pathlib.Path, port: int) -> None:
+    """A gunicorn config with the options `coderapi server` would use, bound to `port`."""
+    sys.path.insert(0, str(ROOT))
+    from coderapi import config, serving
+    from coderapi.config.settings import Settings, process_environ
+
+    env = process_environ()
+    values = config.load(("--http-address", f"127.0.0.1:{port}"), {})
+    opts = serving.gunicorn_options(values, Settings.from_environ(env))
+    keep = {k: v for k, v in opts.items() if v is not None and not callable(v)}
+    path.write_text("".join(f"{k} = {v!r}\n" for k, v in sorted(keep.items())))
+
+
+def create_pg_database() -> tuple[str, str]:
+    import psycopg
+
+    name = f"coderapi_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name, f"postgres://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def fetch(url: str, headers: Mapping[str, str]) -> tuple[int, str, str]:
+    req = urllib.request.Request(url, headers=dict(headers))  # noqa: S310 (local URL)
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+        return resp.status, resp.headers["Content-Type"], resp.read().decode("utf-8")
+
+
+@dataclasses.dataclass
+class Node:
+    url: str
+    proc: subprocess.Popen[bytes]
+    tokens: dict[str, str]
+
+
+@contextmanager
+def real_server(work: pathlib.Path, database: str, pg_url: str) -> Iterator[Node]:
+    port = free_port()
+    data = work / f"data-{database}"
+    data.mkdir(exist_ok=True)
+    extra = {"CODERAPI_DATA_DIR": str(data)}
+    if database == "postgres":
+        extra["CODER_PG_CONNECTION_URL"] = pg_url
+    env = base_env(extra)
+    tokens = {}
+    for role, roles in (("owner", "owner"), ("member", "")):
+        name = f"bench-{role}"
+        cli(["users", "create", "--username", name, "--email", f"{name}@example.com", "--roles", roles], env)
+        tokens[role] = cli(["tokens", "create", "--user", name], env).strip().splitlines()[-1].strip()
+    argv = [
+        str(VENV_BIN / "coderapi"),
+        "server",
+        "--http-address",
+        f"127.0.0.1:{port}",
+        "--dangerous-disable-rate-limits",
+        "--access-url",
+        "https://coder.example.com",
+    ]
+    with process(argv, env, work / f"server-{database}.log") as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/healthz", proc)
+        yield Node(url, proc, tokens)
+
+
+@contextmanager
+def bare_server(work: pathlib.Path, bodies: dict[str, tuple[int, str, str]]) -> Iterator[Node]:
+    port = free_port()
+    (work / "bare_app.py").write_text(BARE_APP)
+    (work / "bodies.json").write_text(json.dumps(bodies))
+    conf = work / "bare_gunicorn.py"
+    gunicorn_conf(conf, port)
+    env = base_env({"BENCH_BODIES": str(work / "bodies.json")})
+    argv = [str(VENV_BIN / "gunicorn"), "-c", str(conf), "--chdir", str(work), "bare_app:app"]
+    with process(argv, env, work / "bare.log") as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/healthz", proc)
+        yield Node(url, proc, {})
+
+
+def headers_for(case: Case, node: Node) -> dict[str, str]:
+    return {"Coder-Session-Token": node.tokens[case.token]} if case.token else {}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    system = f"{platform.system()} {platform.release()}"
+    return f"{os.cpu_count()} CPUs ({cpu}), {mem_gb:.0f} GB RAM, {system}, Python {platform.python_version()}"
+
+
+def write_section(output: pathlib.Path, section: str) -> None:
+    """Replace (or append) the `## HTTP` section of `output`, keeping every other section."""
+    text = output.read_text() if output.exists() else "# Benchmarks\n"
+    pattern = re.compile(r"^## HTTP\n.*?(?=^## |\Z)", re.S | re.M)
+    found = pattern.search(text)
+    text = pattern.sub(lambda _m: section, text) if found else text.rstrip("\n") + "\n\n" + section
+    output.write_text(text.rstrip("\n") + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run (default 10)")
+    ap.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    ap.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL case")
+    ap.add_argument("--output", type=pathlib.Path, default=ROOT / "BENCHMARKS.md")
+    args = ap.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian package wrk)")
+
+    cases = [c for c in CASES if not (args.no_postgres and c.database == "postgres")]
+    work = pathlib.Path(tempfile.mkdtemp(prefix="coderapi-bench-"))
+    pg_name, pg_url = create_pg_database() if any(c.database == "postgres" for c in cases) else ("", "")
+    rows: list[tuple[Case, Result, Result]] = []
+    rss: list[float] = []
+    served = 0
+    try:
+        with real_server(work, "sqlite", "") as sqlite_node:
+            pg_ctx = real_server(work, "postgres", pg_url) if pg_name else None
+            pg_node = pg_ctx.__enter__() if pg_ctx is not None else None
+            try:
+                nodes = {"sqlite": sqlite_node, "postgres": pg_node}
+                bodies: dict[str, tuple[int, str, str]] = {}
+                for case in cases:
+                    node = nodes[case.database]
+                    assert node is not None
+                    status, ctype, body = fetch(node.url + case.path, headers_for(case, node))
+                    if status != 200:
+                        raise SystemExit(f"{case.path}: status {status}")
+                    bodies[case.path] = (status, ctype, body)
+                with bare_server(work, bodies) as bare:
+                    for case in cases:
+                        node = nodes[case.database]
+                        assert node is not None
+                        hdrs = headers_for(case, node)
+                        # Warm both (imports, pools, caches) before measuring.
+                        wrk(node.url + case.path, hdrs, 2, args.connections, args.threads)
+                        wrk(bare.url + case.path, {}, 2, args.connections, args.threads)
+                        real = wrk(node.url + case.path, hdrs, args.duration, args.connections, args.threads)
+                        floor = wrk(bare.url + case.path, {}, args.duration, args.connections, args.threads)
+                        if case.database == "sqlite":
+                            served += real.requests
+                        rows.append((case, real, floor))
+                        print(
+                            f"{case.name}: real {real.requests_per_sec:.0f} req/s, bare {floor.requests_per_sec:.0f}"
+                            f" req/s, ratio {real.requests_per_sec / floor.requests_per_sec:.2f}",
+                            flush=True,
+                        )
+                # Top the SQLite server up to 100,000 requests, then read its workers' memory.
+                sqlite_case = cases[1] if len(cases) > 1 else cases[0]
+                while served < RSS_AFTER_REQUESTS:
+                    r = wrk(
+                        sqlite_node.url + sqlite_case.path,
+                        headers_for(sqlite_case, sqlite_node),
+                        max(2.0, args.duration),
+                        args.connections,
+                        args.threads,
+                    )
+                    served += r.requests
+                rss = worker_rss_mb(sqlite_node.proc.pid)
+            finally:
+                if pg_ctx is not None:
+                    pg_ctx.__exit__(None, None, None)
+    finally:
+        if pg_name:
+            drop_pg_database(pg_name)
+        shutil.rmtree(work, ignore_errors=True)
+
+    ok, section = report(rows, rss, served, args)
+    write_section(args.output, section)
+    print(section)
+    return 0 if ok else 1
+
+
+def report(rows: list[tuple[Case, Result, Result]], rss: list[float], served: int, args: Any) -> tuple[bool, str]:
+    from coderapi.config.settings import Settings
+    from coderapi.serving import default_workers
+
+    settings = Settings.from_environ()
+    workers = settings.workers or default_workers()
+    ok = True
+    lines = [
+        "## HTTP",
+        "",
+        f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC by `make bench` "
+        f"(`{pathlib.Path(sys.executable).name} scripts/bench.py --duration {args.duration:g} "
+        f"--connections {args.connections} --threads {args.threads}`).",
+        "",
+        f"Machine: {machine()}. wrk runs on the same machine as the servers.",
+        f"Both servers: gunicorn {workers} {'sync' if settings.threads <= 1 else 'gthread'} workers "
+        f"({settings.threads} thread(s) each), the options `coderapi server` uses; the bare app is a Flask app "
+        "with one view per path returning the bytes the real server answered. Rate limiting off; request logging on.",
+        "",
+        "| case | real req/s | bare req/s | ratio (target) | real p50 ms | bare p50 ms | real p99 ms | bare p99 ms "
+        "| p99 ratio (≤ 2) | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for case, real, bare in rows:
+        ratio = real.requests_per_sec / bare.requests_per_sec if bare.requests_per_sec else 0.0
+        p99_ratio = real.p99_ms / bare.p99_ms if bare.p99_ms else float("inf")
+        met = ratio >= case.target and p99_ratio <= P99_FACTOR and real.errors == 0
+        ok &= met
+        lines.append(
+            f"| {case.name} | {real.requests_per_sec:.0f} | {bare.requests_per_sec:.0f} | "
+            f"{ratio:.2f} (≥ {case.target:.2f}) {'✅' if ratio >= case.target else '❌'} | "
+            f"{real.p50_ms:.2f} | {bare.p50_ms:.2f} | {real.p99_ms:.2f} | {bare.p99_ms:.2f} | "
+            f"{p99_ratio:.2f} {'✅' if p99_ratio <= P99_FACTOR else '❌'} | {real.errors} |"
+        )
+    if rss:
+        worst = max(rss)
+        ok &= worst <= RSS_LIMIT_MB
+        lines += [
+            "",
+            f"Worker memory after the SQLite server answered {served:,} requests: "
+            f"{', '.join(f'{r:.1f}' for r in sorted(rss))} MB RSS; largest {worst:.1f} MB "
+            f"(target ≤ {RSS_LIMIT_MB:.0f} MB) {'✅' if worst <= RSS_LIMIT_MB else '❌'}.",
+        ]
+    lines += ["", f"All targets met: {'yes' if ok else 'NO'}.", ""]
+    return ok, "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

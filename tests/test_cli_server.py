@@ -1,0 +1,103 @@
+"""`coderapi server` and `coderapi db` before anything is served: help, --write-config, errors."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from coderapi.cli import main
+
+
+@pytest.fixture
+def runner(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    import os
+
+    for name in list(os.environ):
+        if name.upper().startswith(("CODER_", "CODERAPI_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CODERAPI_DATA_DIR", str(tmp_path / "data"))
+    yield CliRunner()
+
+
+def run(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> Result:
+    return runner.invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def test_main_lists_the_commands(runner: CliRunner) -> None:
+    out = run(runner, "--help")
+    assert out.exit_code == 0
+    for name in ("server", "db", "users", "tokens"):
+        assert name in out.output
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_server_help_prints_the_option_help(runner: CliRunner, flag: str) -> None:
+    out = run(runner, "server", flag)
+    assert out.exit_code == 0
+    assert "--http-address" in out.output
+    assert "CODER_HTTP_ADDRESS" in out.output
+    assert "--prometheus-enable" in out.output
+
+
+def test_write_config_prints_yaml_and_serves_nothing(runner: CliRunner) -> None:
+    out = run(runner, "server", "--write-config", "--http-address", "127.0.0.1:4000")
+    assert out.exit_code == 0
+    doc = yaml.safe_load(out.stdout)
+    assert doc["networking"]["http"]["httpAddress"] == "127.0.0.1:4000"
+
+
+def test_write_config_reflects_the_environment(runner: CliRunner) -> None:
+    out = run(runner, "server", "--write-config", env={"CODER_PROMETHEUS_ENABLE": "true"})
+    assert out.exit_code == 0
+    assert yaml.safe_load(out.stdout)["introspection"]["prometheus"]["enable"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "needle"),
+    [
+        (["--no-such-flag"], {}, "no-such-flag"),
+        (["--http-address"], {}, "http-address"),
+        (["--proxy-trusted-origins", "not-a-cidr"], {}, 'parse proxy origin "not-a-cidr"'),
+        (["--tls-enable"], {}, "tls-cert-file and tls-key-file are required"),
+        (["--log-filter", "("], {}, "compile log filter"),
+        (["--prometheus-enable", "--prometheus-address", "127.0.0.1:http"], {}, "invalid port"),
+        ([], {"CODERAPI_WORKERS": "many"}, "CODERAPI_WORKERS"),
+        ([], {"CODER_PG_CONNECTION_URL": "postgres://postgres@127.0.0.1:9/nope?connect_timeout=1"}, "migrate database"),
+    ],
+)
+def test_bad_configuration_is_one_line_and_exit_1(
+    runner: CliRunner, args: list[str], env: dict[str, str], needle: str
+) -> None:
+    out = run(runner, "server", *args, env=env)
+    assert out.exit_code == 1
+    assert out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: ")
+    assert needle in lines[0]
+
+
+def test_db_migrate_creates_the_embedded_database(runner: CliRunner, tmp_path: pathlib.Path) -> None:
+    out = run(runner, "db", "migrate")
+    assert out.exit_code == 0, out.output
+    assert "database migrated (sqlite)" in out.stdout
+    assert (tmp_path / "data" / "coderapi.db").is_file()
+    # Idempotent.
+    assert run(runner, "db", "migrate").exit_code == 0
+
+
+def test_db_migrate_postgres(runner: CliRunner, pg_url: str) -> None:
+    out = run(runner, "db", "migrate", env={"CODER_PG_CONNECTION_URL": pg_url})
+    assert out.exit_code == 0, out.output
+    assert "database migrated (postgresql)" in out.stdout
+
+
+def test_db_migrate_unreachable_database_is_one_line(runner: CliRunner) -> None:
+    out = run(runner, "db", "migrate", env={"CODER_PG_CONNECTION_URL": "postgres://postgres@127.0.0.1:9/x"})
+    assert out.exit_code == 1
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert out.stderr.startswith("error: migrate: ")

@@ -1,0 +1,183 @@
+"""Logging as Coder's options configure it, and the per-request log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from coderapi import logs
+from tests.conftest import MakeApp
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    yield
+    logs.configure()
+
+
+def read_json_lines(path: pathlib.Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def request_lines(path: pathlib.Path) -> list[dict[str, object]]:
+    return [e for e in read_json_lines(path) if e.get("logger_names") == ["coderapi", "http"]]
+
+
+def test_json_request_line_carries_the_request_fields(make_app: MakeApp, tmp_path: pathlib.Path) -> None:
+    log = tmp_path / "coderapi.json"
+    app = make_app(argv=["--log-json", str(log), "--log-human", ""])
+    resp = app.test_client().get("/api/v2/buildinfo")
+    assert resp.status_code == 200
+    (entry,) = request_lines(log)
+    assert entry["level"] == "INFO"
+    assert entry["msg"] == "GET /api/v2/buildinfo"
+    fields = entry["fields"]
+    assert isinstance(fields, dict)
+    assert fields["request_id"] == resp.headers["X-Coder-Request-Id"]
+    assert fields["method"] == "GET"
+    assert fields["path"] == "/api/v2/buildinfo"
+    assert fields["status"] == 200
+    assert isinstance(fields["duration_ms"], float) and fields["duration_ms"] >= 0
+    assert fields["user_id"] == ""
+    assert fields["client_ip"] == "127.0.0.1"
+    assert str(entry["ts"]).endswith("Z")
+
+
+def test_request_line_has_the_user_and_never_the_token(
+    make_app: MakeApp, tmp_path: pathlib.Path, owner_token: str, auth: Callable[[str], dict[str, str]]
+) -> None:
+    log = tmp_path / "coderapi.json"
+    human = tmp_path / "coderapi.log"
+    stackdriver = tmp_path / "coderapi.sd.json"
+    app = make_app(argv=["--log-json", str(log), "--log-human", str(human), "--log-stackdriver", str(stackdriver)])
+    client = app.test_client()
+    assert client.get("/api/v2/deployment/ssh", headers=auth(owner_token)).status_code == 200
+    assert client.get(f"/api/v2/deployment/ssh?coder_session_token={owner_token}&x=1").status_code == 200
+    client.set_cookie("coder_session_token", owner_token)
+    assert client.get("/api/v2/deployment/ssh").status_code == 200
+    secret = owner_token.split("-", 1)[1]
+    for path in (log, human, stackdriver):
+        text = path.read_text()
+        assert secret not in text
+        assert owner_token not in text
+    entries = request_lines(log)
+    assert len(entries) == 3
+    user_ids = {e["fields"]["user_id"] for e in entries}  # type: ignore[index]
+    assert len(user_ids) == 1 and "" not in user_ids
+    assert entries[1]["fields"]["query"] == "coder_session_token=REDACTED&x=1"  # type: ignore[index]
+
+
+def test_unauthenticated_request_is_logged_with_its_status(make_app: MakeApp, tmp_path: pathlib.Path) -> None:
+    log = tmp_path / "coderapi.json"
+    app = make_app(argv=["--log-json", str(log)])
+    app.test_client().get(
+        "/api/v2/deployment/ssh", headers={"Coder-Session-Token": "abcdefghij-abcdefghijklmnopqrstuv"}
+    )
+    (entry,) = request_lines(log)
+    assert entry["fields"]["status"] == 401  # type: ignore[index]
+    assert "abcdefghijklmnopqrstuv" not in log.read_text()
+
+
+def test_stackdriver_and_human_formats(make_app: MakeApp, tmp_path: pathlib.Path) -> None:
+    sd = tmp_path / "sd.json"
+    human = tmp_path / "human.log"
+    app = make_app(argv=["--log-stackdriver", str(sd), "--log-human", str(human)])
+    resp = app.test_client().get("/api/v2/nope")
+    assert resp.status_code == 404
+    (entry,) = [json.loads(line) for line in sd.read_text().splitlines()]
+    assert entry["severity"] == "INFO"
+    assert entry["message"] == "GET /api/v2/nope"
+    assert entry["status"] == 404
+    assert entry["request_id"] == resp.headers["X-Coder-Request-Id"]
+    assert "logging.googleapis.com/sourceLocation" in entry
+    line = human.read_text().strip()
+    assert " [info]  coderapi.http: GET /api/v2/nope  " in line
+    assert "status=404" in line and f"request_id={resp.headers['X-Coder-Request-Id']}" in line
+
+
+def test_server_errors_are_logged_at_warn(make_app: MakeApp, tmp_path: pathlib.Path) -> None:
+    log = tmp_path / "coderapi.json"
+    app = make_app(argv=["--log-json", str(log)])
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("boom")
+
+    assert app.test_client().get("/boom").status_code == 500
+    (entry,) = request_lines(log)
+    assert entry["level"] == "WARN"
+    assert entry["fields"]["status"] == 500  # type: ignore[index]
+
+
+def _entries(path: pathlib.Path) -> list[str]:
+    return [str(e["msg"]) for e in read_json_lines(path)]
+
+
+def test_debug_is_off_by_default_and_on_with_verbose(tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "a.json"
+    logs.configure(human="", json_path=str(out))
+    logging.getLogger("coderapi.x").debug("hidden")
+    logging.getLogger("coderapi.x").info("shown")
+    logs.configure(human="", json_path=str(out), verbose=True)
+    logging.getLogger("coderapi.x").debug("now shown")
+    assert _entries(out) == ["shown", "now shown"]
+
+
+def test_log_filter_passes_matching_debug_entries_only(tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "a.json"
+    logs.configure(human="", json_path=str(out), log_filter=["ratelimit", "^cache hit"])
+    logging.getLogger("coderapi.httpmw.ratelimit").debug("counted")
+    logging.getLogger("coderapi.stats").debug("cache hit for stats")
+    logging.getLogger("coderapi.stats").debug("cache miss")
+    logging.getLogger("coderapi.stats").warning("always")
+    assert _entries(out) == ["counted", "cache hit for stats", "always"]
+
+
+def test_bad_filter_and_unwritable_path_are_config_errors(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(logs.LogConfigError, match="compile log filter"):
+        logs.configure(log_filter=["("])
+    with pytest.raises(logs.LogConfigError, match="open log file"):
+        logs.configure(json_path=str(tmp_path / "missing-dir" / "x.json"))
+
+
+def test_reconfigure_closes_earlier_files(tmp_path: pathlib.Path) -> None:
+    first = tmp_path / "first.json"
+    second = tmp_path / "second.json"
+    logs.configure(human="", json_path=str(first))
+    logging.getLogger("coderapi").info("one")
+    logs.configure(human="", json_path=str(second))
+    logging.getLogger("coderapi").info("two")
+    assert _entries(first) == ["one"]
+    assert _entries(second) == ["two"]
+    owned = [h for h in logging.getLogger("coderapi").handlers if isinstance(h, logs._OwnedHandler)]
+    assert len(owned) == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "scrubbed"),
+    [
+        ("coder_session_token=abc", "coder_session_token=REDACTED"),
+        ("a=1&access_token=xyz&b=2", "a=1&access_token=REDACTED&b=2"),
+        ("Coder_Session_Token=abc", "Coder_Session_Token=REDACTED"),
+        ("q=hello+world", "q=hello+world"),
+        ("", ""),
+    ],
+)
+def test_scrub_query(query: str, scrubbed: str) -> None:
+    assert logs.scrub_query(query) == scrubbed
+
+
+def test_exceptions_are_in_the_json_entry(tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "a.json"
+    logs.configure(human="", json_path=str(out))
+    try:
+        raise ValueError("kaput")
+    except ValueError:
+        logging.getLogger("coderapi.x").exception("failed")
+    (entry,) = read_json_lines(out)
+    assert entry["level"] == "ERROR"
+    assert "ValueError: kaput" in entry["fields"]["error"]  # type: ignore[index]

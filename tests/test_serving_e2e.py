@@ -1,0 +1,186 @@
+"""`coderapi server` and `gunicorn wsgi:app` as real processes: health, metrics across workers, JSON
+logs, TLS, limits, SIGHUP reload and graceful SIGTERM."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import pathlib
+import re
+import signal
+import ssl
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import ChildProcess, StartServer, child_env, free_port, wait_http
+from tests.test_serving import write_cert
+
+pytestmark = pytest.mark.slow
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def workers_of(master_pid: int) -> set[int]:
+    path = pathlib.Path(f"/proc/{master_pid}/task/{master_pid}/children")
+    return {int(p) for p in path.read_text().split()} if path.exists() else set()
+
+
+def wait_for(cond: object, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        return resp.read().decode()
+
+
+def counter(text: str, name: str, **labels: str) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        m = re.match(rf"^{re.escape(name)}\{{(.*)\}} (\S+)$", line)
+        if m and ",".join(sorted(m.group(1).split(","))) == want:
+            return float(m.group(2))
+    return 0.0
+
+
+def test_server_health_metrics_across_workers_and_json_logs(start_server: StartServer, tmp_path: pathlib.Path) -> None:
+    prom = free_port()
+    log = tmp_path / "server.json"
+    server = start_server(
+        "--prometheus-enable", "--prometheus-address", f"127.0.0.1:{prom}", "--log-json", str(log), workers=2
+    )
+    wait_for(lambda: len(workers_of(server.proc.pid)) == 2, what="two workers")
+
+    status, headers, body = get(server.url + "/healthz")
+    assert (status, body, headers["Content-Type"]) == (200, b"OK", "text/plain; charset=utf-8")
+
+    # Each request on a new connection: the sync workers share them.
+    n = 40
+    request_ids = set()
+    for _ in range(n):
+        status, headers, _body = get(server.url + "/api/v2/buildinfo")
+        assert status == 200
+        request_ids.add(headers["X-Coder-Request-Id"])
+    assert get(server.url + "/api/v2/deployment/ssh")[0] == 401
+
+    wait_http(f"http://127.0.0.1:{prom}/metrics")
+    text = scrape(prom)
+    assert counter(text, "coderd_api_requests_processed_total", code="200", method="GET", path="/api/v2/buildinfo") == n
+    assert (
+        counter(text, "coderd_api_requests_processed_total", code="401", method="GET", path="/api/v2/deployment/ssh")
+        == 1
+    )
+
+    entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    lines = [e for e in entries if e.get("logger_names") == ["coderapi", "http"]]
+    logged = [e["fields"] for e in lines if e["fields"]["path"] == "/api/v2/buildinfo"]
+    assert {f["request_id"] for f in logged} == request_ids
+    assert all(f["client_ip"] == "127.0.0.1" and f["status"] == 200 for f in logged)
+    # Two processes wrote the request lines.
+    assert len({e["caller"] for e in lines}) >= 1
+
+
+def test_sighup_replaces_workers_and_sigterm_stops_gracefully(start_server: StartServer) -> None:
+    server = start_server(workers=2)
+    wait_for(lambda: len(workers_of(server.proc.pid)) == 2, what="two workers")
+    before = workers_of(server.proc.pid)
+    server.signal(signal.SIGHUP)
+    wait_for(
+        lambda: len(workers_of(server.proc.pid) - before) == 2 and not (workers_of(server.proc.pid) & before),
+        what="new workers after SIGHUP",
+    )
+    assert server.alive()
+    assert get(server.url + "/healthz")[0] == 200
+    assert get(server.url + "/api/v2/buildinfo")[0] == 200
+
+    server.signal(signal.SIGTERM)
+    assert server.proc.wait(40) == 0
+    assert "Shutting down" in server.output() or "Handling signal: term" in server.output()
+
+
+def test_request_line_and_header_limits(start_server: StartServer) -> None:
+    server = start_server(workers=1)
+    status, _h, _b = get(server.url + "/api/v2/buildinfo?" + "a" * 9000)
+    assert status == 414
+    status, _h, _b = get(server.url + "/api/v2/buildinfo", headers={"X-Big": "b" * 9000})
+    assert status == 431
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.putrequest("GET", "/api/v2/buildinfo")
+        for i in range(120):
+            conn.putheader(f"X-H{i}", "v")
+        conn.endheaders()
+        assert conn.getresponse().status == 431
+    finally:
+        conn.close()
+    assert get(server.url + "/api/v2/buildinfo")[0] == 200
+
+
+def test_tls_listener(start_server: StartServer, tmp_path: pathlib.Path) -> None:
+    cert, key = write_cert(tmp_path)
+    port = free_port()
+    server = start_server(
+        "--tls-enable",
+        "--tls-address",
+        f"127.0.0.1:{port}",
+        "--tls-cert-file",
+        str(cert),
+        "--tls-key-file",
+        str(key),
+        workers=1,
+        wait=False,
+    )
+    ctx = ssl.create_default_context(cafile=str(cert))
+    deadline = time.monotonic() + 40
+    while True:
+        assert server.alive(), server.output()
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/api/v2/buildinfo", context=ctx, timeout=5) as resp:
+                assert resp.status == 200
+                assert json.loads(resp.read())["version"]
+                break
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                pytest.fail("TLS listener never answered:\n" + server.output())
+            time.sleep(0.2)
+    # Plain HTTP is not served with TLS on.
+    with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+        urllib.request.urlopen(server.url + "/healthz", timeout=2)
+
+
+def test_gunicorn_conf_serves_wsgi_app_with_the_same_settings(tmp_path: pathlib.Path) -> None:
+    port = free_port()
+    env = child_env(
+        {
+            "CODER_HTTP_ADDRESS": f"127.0.0.1:{port}",
+            "CODERAPI_DATA_DIR": str(tmp_path / "data"),
+            "CODERAPI_WORKERS": "2",
+        }
+    )
+    gunicorn = str(pathlib.Path(sys.executable).parent / "gunicorn")
+    proc = ChildProcess([gunicorn, "-c", "gunicorn.conf.py", "wsgi:app"], env, tmp_path / "gunicorn.out", cwd=ROOT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", alive=proc.alive)
+        wait_for(lambda: len(workers_of(proc.proc.pid)) == 2, what="two workers")
+        status, headers, body = get(f"http://127.0.0.1:{port}/api/v2/buildinfo")
+        assert status == 200 and json.loads(body)["deployment_id"]
+        assert "X-Coder-Request-Id" in headers
+    finally:
+        assert proc.stop() == 0
