@@ -34,7 +34,8 @@ class SiteConfigQueries:
         keys = list(values)
         with self.engine.begin() as conn:
             first = upsert(self.engine, site_configs).values(key=keys[0], value=values[keys[0]])
-            won = conn.execute(first.on_conflict_do_nothing(index_elements=[site_configs.c.key])).rowcount == 1
+            first = first.on_conflict_do_nothing(index_elements=[site_configs.c.key]).returning(site_configs.c.key)
+            won = conn.execute(first).first() is not None
             if won and len(keys) > 1:
                 conn.execute(site_configs.insert(), [{"key": k, "value": values[k]} for k in keys[1:]])
             rows = conn.execute(select(site_configs.c.key, site_configs.c.value).where(site_configs.c.key.in_(keys)))
