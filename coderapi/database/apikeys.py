@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Row, delete, select, update
+from sqlalchemy import Engine, Row, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from coderapi.database.tables import api_keys, users
@@ -61,9 +61,12 @@ def _labelled(table: Any, prefix: str) -> list[Any]:
     return [c.label(prefix + c.name) for c in table.c]
 
 
-# Built once: the statement is compiled once and cached by SQLAlchemy.
-_KEY_WITH_USER = select(*_labelled(api_keys, "k_"), *_labelled(users, "u_")).join_from(
-    api_keys, users, api_keys.c.user_id == users.c.id
+# Built once with a bound parameter: no statement construction per request, and SQLAlchemy compiles
+# it once per engine.
+_KEY_WITH_USER = (
+    select(*_labelled(api_keys, "k_"), *_labelled(users, "u_"))
+    .join_from(api_keys, users, api_keys.c.user_id == users.c.id)
+    .where(api_keys.c.id == bindparam("key_id"))
 )
 
 
@@ -110,7 +113,7 @@ class APIKeyQueries:
     def get_api_key_with_user(self, key_id: str) -> tuple[APIKey, User] | None:
         """The key with this id and its user (deleted or not), in one query."""
         with self.engine.connect() as conn:
-            row = conn.execute(_KEY_WITH_USER.where(api_keys.c.id == key_id)).first()
+            row = conn.execute(_KEY_WITH_USER, {"key_id": key_id}).first()
         if row is None:
             return None
         return APIKey.from_row(row, "k_"), User.from_row(row, "u_")

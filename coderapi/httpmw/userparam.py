@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from coderapi import rbac
 from coderapi.database.users import User
-from coderapi.httpapi import APIError, resource_not_found
+from coderapi.httpapi import APIError
 from coderapi.httpmw.apikey import current_user
 from coderapi.runtime import runtime
 
@@ -22,7 +22,6 @@ ME = "me"
 USER_NOT_PROVIDED_MESSAGE = '"user" must be provided.'
 USER_NOT_FOUND_MESSAGE = '"user" must be an existing uuid or username.'
 USER_NOT_FOUND_DETAIL = 'queried user="{raw}"'
-FETCH_USER_ERROR_MESSAGE = "Internal error fetching user."
 
 
 def _readable(target: User) -> bool:
@@ -33,24 +32,19 @@ def _readable(target: User) -> bool:
 def resolve_user(raw: str) -> User:
     """The user `raw` names, as the signed-in user sees it.
 
-    Aborts: 400 empty or unknown/unreadable user; 404 `me` not found; 500 on a database error with `me`.
+    Aborts: 400 empty, unknown or unreadable user (a database error included, as coderd).
     """
     if raw == "":
         raise APIError(400, USER_NOT_PROVIDED_MESSAGE)
-    store = runtime().store
     if raw == ME:
-        try:
-            found = store.get_user_by_id(current_user().id)
-        except SQLAlchemyError as err:
-            raise APIError(500, FETCH_USER_ERROR_MESSAGE, type(err).__name__) from None
-        if found is None:
-            raise resource_not_found()
-        return found
+        # The key's own user, read by this request's token check a moment ago (coderd reads it again).
+        return current_user()
     not_found = APIError(400, USER_NOT_FOUND_MESSAGE, USER_NOT_FOUND_DETAIL.format(raw=raw))
     try:
         user_id = uuid.UUID(raw)
     except ValueError:
         user_id = None
+    store = runtime().store
     try:
         found = store.get_user_by_id(user_id) if user_id is not None else store.get_user_by_username(raw)
     except SQLAlchemyError:
