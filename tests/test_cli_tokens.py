@@ -59,7 +59,7 @@ def test_create_with_lifetime(cli_env: dict[str, str], lifetime: str, seconds: i
 def test_owner_capped_by_admin_lifetime(cli_env: dict[str, str]) -> None:
     _user(cli_env, "root", "owner")
     result = run(cli_env, "tokens", "create", "--user", "root", "--lifetime", "200h")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "lifetime must be less than 168h0m0s" in result.stderr
     assert run(cli_env, "tokens", "create", "--user", "root", "--lifetime", "168h").exit_code == 0
 
@@ -68,7 +68,7 @@ def test_member_capped_by_max_token_lifetime(cli_env: dict[str, str]) -> None:
     _user(cli_env)
     env = cli_env | {"CODER_MAX_TOKEN_LIFETIME": "48h"}
     result = run(env, "tokens", "create", "--user", "alice", "--lifetime", "49h")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "lifetime must be less than 48h0m0s" in result.stderr
     # The default (168h) is capped to the maximum.
     token = run(env, "tokens", "create", "--user", "alice").stdout.strip()
@@ -94,8 +94,9 @@ def test_member_capped_by_max_token_lifetime(cli_env: dict[str, str]) -> None:
 def test_errors(cli_env: dict[str, str], args: tuple[str, ...], message: str) -> None:
     _user(cli_env)
     result = run(cli_env, *args)
-    assert result.exit_code != 0
+    assert result.exit_code == 1
     assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     assert result.stdout == ""
 
 

@@ -97,10 +97,11 @@ def test_suspend_activate_delete(cli_env: dict[str, str]) -> None:
 )
 def test_errors_are_one_line_and_nonzero(cli_env: dict[str, str], args: tuple[str, ...], message: str) -> None:
     result = run(cli_env, *args)
-    assert result.exit_code != 0
+    assert result.exit_code == 1
     assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("error: ")
     assert result.stdout == ""
-    assert "Traceback" not in result.output
 
 
 def test_duplicate_username_case_insensitive(cli_env: dict[str, str]) -> None:

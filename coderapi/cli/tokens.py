@@ -65,14 +65,14 @@ def parse_duration(text: str) -> int:
 
 
 def token_lifetime_ns(requested: int | None, roles: tuple[str, ...], values: config.DeploymentValues) -> int:
-    """The lifetime coderd gives a new token. Raises click.UsageError as coderd's 400s do."""
+    """The lifetime coderd gives a new token. Exits 1 with coderd's 400 text when the lifetime is refused."""
     if requested is None:
         return apikey.default_lifetime_ns(values, roles)
     max_ns = apikey.max_lifetime_ns(values, roles)
     if requested <= 0:
-        raise click.UsageError("lifetime must be positive number greater than 0")
+        fail("lifetime must be positive number greater than 0")
     if requested > max_ns:
-        raise click.UsageError(f"lifetime must be less than {format_duration(max_ns)}")
+        fail(f"lifetime must be less than {format_duration(max_ns)}")
     return requested
 
 
@@ -92,11 +92,9 @@ def create(user_name: str, lifetime: str | None, token_name: str) -> None:
         try:
             requested = parse_duration(lifetime)
         except DurationError as err:
-            raise click.UsageError(str(err)) from None
+            fail(str(err))
     if token_name and not TOKEN_NAME_RE.fullmatch(token_name):
-        raise click.UsageError(
-            f"invalid token name {token_name!r}: 1-32 letters, digits, '-' or '_', starting with a letter or digit"
-        )
+        fail(f"invalid token name {token_name!r}: 1-32 letters, digits, '-' or '_', starting with a letter or digit")
     values = load_values()
     store = open_store()
     try:

@@ -25,17 +25,15 @@ EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 def validate_username(name: str) -> str:
     if not name or len(name) > USERNAME_MAX or not USERNAME_RE.fullmatch(name):
-        raise click.UsageError(
-            f"invalid username {name!r}: use 1-{USERNAME_MAX} letters or digits, optionally joined by single hyphens"
-        )
+        fail(f"invalid username {name!r}: use 1-{USERNAME_MAX} letters or digits, optionally joined by single hyphens")
     if name.lower() in RESERVED_USERNAMES:
-        raise click.UsageError(f"invalid username {name!r}: it is reserved")
+        fail(f"invalid username {name!r}: it is reserved")
     return name
 
 
 def validate_email(email: str) -> str:
     if not EMAIL_RE.fullmatch(email):
-        raise click.UsageError(f"invalid email {email!r}")
+        fail(f"invalid email {email!r}")
     return email
 
 
@@ -69,7 +67,7 @@ def create(username: str, email: str, roles: str) -> None:
     try:
         role_names = rbac.parse_roles(roles.split(","))
     except rbac.UnknownRoleError as err:
-        raise click.UsageError(str(err)) from None
+        fail(str(err))
     store = open_store()
     try:
         user = store.insert_user(username, email, role_names)
