@@ -35,8 +35,9 @@ class LeaseQueries:
             current = conn.execute(select(site_configs.c.value).where(site_configs.c.key == key)).scalar_one_or_none()
             if current is None:
                 stmt = upsert(self.engine, site_configs).values(key=key, value=token)
-                won = conn.execute(stmt.on_conflict_do_nothing(index_elements=[site_configs.c.key])).rowcount == 1
-                return token if won else None
+                stmt = stmt.on_conflict_do_nothing(index_elements=[site_configs.c.key]).returning(site_configs.c.key)
+                # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT here.
+                return token if conn.execute(stmt).first() is not None else None
             held_until = _parse(current)
             if held_until is not None and held_until > now:
                 return None
@@ -44,8 +45,9 @@ class LeaseQueries:
                 update(site_configs)
                 .where(site_configs.c.key == key, site_configs.c.value == current)
                 .values(value=token)
+                .returning(site_configs.c.key)
             )
-            return token if conn.execute(swap).rowcount == 1 else None
+            return token if conn.execute(swap).first() is not None else None
 
     def release_lease(self, key: str, token: str, now: dt.datetime) -> None:
         """Give lease `key` up at `now`, if `token` still holds it, so the next taker need not wait

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from coderapi.httpapi import envelope, raw, write
+from coderapi import semver
+from coderapi.httpapi import envelope, internal_error, raw, write
 from coderapi.runtime import runtime
+from coderapi.sdk.updatecheck import update_check_schema
 
 bp = Blueprint("public", __name__, url_prefix="/api/v2")
 
@@ -21,3 +23,25 @@ def api_root() -> Response:
 @bp.get("/buildinfo")
 def build_info() -> Response:
     return raw(200, runtime().bodies["buildinfo"])
+
+
+@bp.get("/updatecheck")
+def update_check() -> Response:
+    """Whether this build is the latest release, from the last stored check; never waits for the
+    release feed. Our own version when checking is off or has never succeeded. Aborts: 500 when the
+    stored result does not parse."""
+    rt = runtime()
+    checker = rt.services.get("update_checker")
+    latest = None
+    if checker is not None:
+        checker.ensure_running()
+        try:
+            latest = checker.latest()
+        except ValueError as err:
+            raise internal_error(str(err)) from None
+    if latest is None:
+        body = {"current": True, "version": rt.build.version, "url": rt.build.external_url}
+    else:
+        current = semver.compare(rt.build.release_version, latest.version) >= 0
+        body = {"current": current, "version": latest.version, "url": latest.url}
+    return write(200, body, update_check_schema)
