@@ -398,3 +398,21 @@ def test_app_without_auth_hook_fails_loudly(app: Flask) -> None:
             current_user()
         with pytest.raises(RuntimeError):
             current_api_key()
+
+
+def test_every_authenticated_route_refuses_without_a_token(app: Flask) -> None:
+    """Walks the route table: every view under an authenticated prefix answers 401 without a token."""
+    from coderapi.routes import AUTHENTICATED_PREFIXES
+
+    client = app.test_client()
+    walked: set[str] = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(AUTHENTICATED_PREFIXES):
+            continue
+        path = rule.rule.replace("<user>", "me")
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            resp = client.open(path, method=method)
+            assert resp.status_code == 401, (method, path)
+            assert body(resp)["message"] == SIGNED_OUT
+            walked.add(path.split("/")[3])
+    assert walked == {"csp", "deployment", "experiments", "users"}
