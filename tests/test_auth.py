@@ -416,3 +416,21 @@ def test_every_authenticated_route_refuses_without_a_token(app: Flask) -> None:
             assert body(resp)["message"] == SIGNED_OUT
             walked.add(path.split("/")[3])
     assert walked == {"csp", "deployment", "experiments", "users"}
+
+
+def test_real_database_error_gets_coderd_body(client: FlaskClient, auth: Auth, store: Store, member_token: str) -> None:
+    """The table the lookup reads is gone: a real driver error, answered as coderd does, no traceback."""
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE api_keys RENAME TO api_keys_away")
+    try:
+        resp = client.get(PROBE, headers=auth(member_token))
+    finally:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE api_keys_away RENAME TO api_keys")
+    assert resp.status_code == 401
+    got = body(resp)
+    assert got["message"] == INTERNAL
+    assert got["detail"].startswith("Internal error fetching API key by id. ")
+    assert "api_keys" in got["detail"]
+    assert "\n" not in got["detail"] and "SELECT" not in got["detail"]
+    assert member_token[11:] not in resp.data.decode()
