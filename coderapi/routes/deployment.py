@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from coderapi import rbac
-from coderapi.httpapi import raw
+from coderapi.httpapi import APIError, raw
 from coderapi.runtime import runtime
 
 bp = Blueprint("deployment", __name__, url_prefix="/api/v2/deployment")
@@ -25,3 +25,19 @@ def deployment_values() -> Response:
 def ssh_config() -> Response:
     """`codersdk.SSHConfigResponse`, for any signed-in user."""
     return raw(200, runtime().bodies["ssh_config"])
+
+
+DEPLOYMENT_STATS_PROCESSING = "Deployment stats are still processing!"
+
+
+@bp.get("/stats")
+def deployment_stats() -> Response:
+    """`codersdk.DeploymentStats` from the cache; nothing is computed per request. Owner and auditor
+    only. Aborts: 403; 400 before the first computation has finished."""
+    rbac.authorize("read", "deployment_stats")
+    cache = runtime().services["deployment_stats"]
+    cache.ensure_running()
+    body = cache.body()
+    if body is None:
+        raise APIError(400, DEPLOYMENT_STATS_PROCESSING)
+    return raw(200, body)
