@@ -102,6 +102,11 @@ def test_owner_bypass(make_app: MakeApp, auth: Auth, owner_token: str, member_to
         for _ in range(2):
             resp = client.get(PROBE, headers=auth(owner_token) | {"X-Coder-Bypass-Ratelimit": value})
             assert resp.status_code == 200
+            assert (resp.headers["X-RateLimit-Limit"], resp.headers["X-RateLimit-Remaining"]) == ("5", "4")
+    # The bypassed requests were not counted against the owner's own budget.
+    for _ in range(5):
+        assert client.get(PROBE, headers=auth(owner_token)).status_code == 200
+    assert client.get(PROBE, headers=auth(owner_token)).status_code == 429
     resp = client.get(PROBE, headers=auth(member_token) | {"X-Coder-Bypass-Ratelimit": "true"})
     assert resp.status_code == 428
     assert resp.data == b'"X-Coder-Bypass-Ratelimit" provided but user is not owner\n'

@@ -16,7 +16,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
-import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -162,8 +161,10 @@ def limit_api_request() -> Response | None:
     elif request.headers.get(BYPASS_HEADER, "").strip() in GO_TRUE:
         if not rbac.is_owner(who.user.rbac_roles):
             return Response(BYPASS_DENIED_TEXT, status=428, content_type="text/plain; charset=utf-8")
-        # A fresh key each time: in effect no limit, as coderd does for owners.
-        key = f"bypass:{secrets.token_hex(8)}:{raw_path}:"
+        # coderd counts an owner's bypass under a fresh random key: in effect no limit. Not counting
+        # at all answers the same headers without filling the counter store during a load test.
+        g.rate_limit = (limiter.limit, limiter.limit - 1, _fixed_window_end())
+        return None
     else:
         key = f"{who.user.id}:{raw_path}:"
     decision = limiter.hit(key)
