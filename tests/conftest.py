@@ -325,3 +325,187 @@ def start_server(tmp_path: pathlib.Path) -> Iterator[StartServer]:
     yield start
     for proc in started:
         proc.stop()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hardening (tests/test_fuzz.py, test_bad_input.py, test_faults.py, test_security.py, test_browser.py):
+# a live `coderapi server` with an owner and a member, plain HTTP without client-side normalisation,
+# and the error-envelope check. Servers started here are stopped when their `with` block ends.
+# ---------------------------------------------------------------------------------------------------
+
+ENVELOPE_KEYS = frozenset({"message", "detail", "validations"})
+
+
+class LiveServer:
+    """A running server, the environment it (and the CLI against its database) runs with, and the
+    tokens of an owner and a member made before it started serving."""
+
+    def __init__(self, process: ServerProcess, env: Mapping[str, str], users: Mapping[str, tuple[str, str]]):
+        self.process = process
+        self.env = dict(env)
+        self.users = dict(users)  # username -> (user id, token)
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    @property
+    def port(self) -> int:
+        return self.process.port
+
+    @property
+    def owner_token(self) -> str:
+        return self.users["owner"][1]
+
+    @property
+    def member_token(self) -> str:
+        return self.users["member"][1]
+
+    def request(
+        self, method: str, path: str, headers: Mapping[str, str] | None = None, body: bytes | None = None
+    ) -> tuple[int, Any, bytes]:
+        return http_request(self.port, method, path, headers, body)
+
+
+def coderapi_cli(*args: str, env: Mapping[str, str], timeout: float = 60.0) -> str:
+    """`coderapi <args>` as a child process with `env`; its stdout, stripped. Fails the test when it
+    exits non-zero."""
+    import subprocess
+    import sys
+
+    exe = str(pathlib.Path(sys.executable).parent / "coderapi")
+    done = subprocess.run([exe, *args], env=dict(env), capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"coderapi {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def seed_users_in_store(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """An owner and a member with a token each, written straight into the database `env` configures
+    (the same Store the server opens): `{username: (user id, token)}`."""
+    from coderapi.app import open_store
+
+    store = open_store(load((), dict(env)), Settings.from_environ(env))
+    try:
+        store.migrate()
+        users: dict[str, tuple[str, str]] = {}
+        for name, roles in (("owner", ["owner"]), ("member", [])):
+            user = store.insert_user(name, f"{name}@example.com", roles)
+            users[name] = (str(user.id), apikey.issue(store, user.id, TEST_TOKEN_LIFETIME))
+        return users
+    finally:
+        store.close()
+
+
+def seed_users_with_cli(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """The same as `seed_users_in_store`, through the real `coderapi users|tokens create` commands."""
+    users: dict[str, tuple[str, str]] = {}
+    for name, roles in (("owner", "owner"), ("member", "")):
+        argv = ["users", "create", "--username", name, "--email", f"{name}@example.com"]
+        user_id = coderapi_cli(*argv, *(["--roles", roles] if roles else []), env=env)
+        users[name] = (user_id, coderapi_cli("tokens", "create", "--user", name, "--lifetime", "24h", env=env))
+    return users
+
+
+def live_server(
+    directory: pathlib.Path,
+    *flags: str,
+    env: Mapping[str, str] | None = None,
+    workers: int = 2,
+    seed: Callable[[Mapping[str, str]], dict[str, tuple[str, str]]] = seed_users_in_store,
+) -> Any:
+    """A context manager: seed users into the database, run `coderapi server *flags` on a free port
+    with its data in `directory`, wait until it is ready, yield a LiveServer, stop it on exit. Usable
+    from module-scoped fixtures (the `start_server` fixture is per test)."""
+    import contextlib
+    import sys
+
+    @contextlib.contextmanager
+    def run() -> Iterator[LiveServer]:
+        directory.mkdir(parents=True, exist_ok=True)
+        data = str(directory / "data")
+        child = child_env({"CODERAPI_DATA_DIR": data, "CODERAPI_WORKERS": str(workers), **(env or {})})
+        users = seed(child)
+        port = free_port()
+        exe = str(pathlib.Path(sys.executable).parent / "coderapi")
+        argv = [exe, "server", "--http-address", f"127.0.0.1:{port}", *flags]
+        proc = ServerProcess(argv, child, directory / "server.out", port)
+        try:
+            wait_http(proc.url + "/healthz", alive=proc.alive)
+            yield LiveServer(proc, child, users)
+        finally:
+            proc.stop()
+
+    return run()
+
+
+def http_request(
+    port: int,
+    method: str,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, Any, bytes]:
+    """One request on a fresh connection, the path sent exactly as given: (status, headers, body)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in (headers or {}).items():
+            conn.putheader(name, value)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return resp.status, resp.headers, resp.read()
+    finally:
+        conn.close()
+
+
+def raw_http(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send `data` as is on a fresh connection and return everything the server answers until it closes."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def header_value(headers: Any, name: str) -> str | None:
+    """One header's value from any client's header mapping (http.client, requests, schemathesis)."""
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            return str(value[0] if isinstance(value, list) else value)
+    return None
+
+
+def assert_envelope(status: int, headers: Any, body: bytes, message: str | None = None) -> dict[str, Any]:
+    """The response is an error in coderd's envelope: JSON content type, `{message, detail?,
+    validations?}` with the right types, one trailing newline, no traceback. Returns the body."""
+    import json
+
+    assert 400 <= status < 600, (status, body[:300])
+    content_type = header_value(headers, "Content-Type")
+    assert content_type == "application/json; charset=utf-8", (status, content_type)
+    assert body.endswith(b"\n") and not body.endswith(b"\n\n"), body[-50:]
+    assert b"Traceback" not in body and b'File "' not in body, body[:300]
+    doc = json.loads(body)
+    assert isinstance(doc, dict) and set(doc) <= ENVELOPE_KEYS, doc
+    assert isinstance(doc["message"], str) and doc["message"], doc
+    assert isinstance(doc.get("detail", ""), str), doc
+    for v in doc.get("validations", []):
+        assert set(v) == {"field", "detail"} and all(isinstance(x, str) for x in v.values()), doc
+    if message is not None:
+        assert doc["message"] == message, doc
+    return doc  # type: ignore[no-any-return]

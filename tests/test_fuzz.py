@@ -1,0 +1,236 @@
+"""Schema fuzzing with schemathesis against a live `coderapi server` (real gunicorn workers).
+
+Every operation of Coder's swagger (`tests/data/swagger-general.json`, a copy of the contract's) and,
+when the server publishes one at `/swagger/doc.json`, of our own spec, is called as the owner, as a
+member and without a token, with generated path parameters, headers and bodies (schema-valid ones for
+every operation, schema-violating ones where there is an input to violate). Nothing may answer 5xx;
+every 2xx body must match its schema; every other answer must be the error envelope with the status
+the contract gives for that caller. Example counts are bounded and generation is derandomized, so a
+run is repeatable and takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+
+from coderapi.httpapi.errors import FORBIDDEN, ROUTE_NOT_FOUND
+from coderapi.httpmw.apikey import SIGNED_OUT_MESSAGE
+from tests.conftest import LiveServer, assert_envelope, live_server
+
+pytestmark = pytest.mark.slow
+
+SPEC_PATH = pathlib.Path(__file__).parent / "data" / "swagger-general.json"
+BASE_PATH = "/api/v2"
+ROLES = ("owner", "member", "anonymous")
+TOKEN_HEADER = "Coder-Session-Token"
+
+# Generated examples per (operation, caller); operations without inputs repeat the same request, which
+# hypothesis notices and stops early.
+POSITIVE_EXAMPLES = 25
+NEGATIVE_EXAMPLES = 25
+
+PUBLIC = {"GET /", "GET /buildinfo", "GET /updatecheck"}
+STATS_STILL_PROCESSING = "Deployment stats are still processing!"
+
+
+def hypothesis_settings(examples: int) -> Any:
+    return settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    # --swagger-enable: our own spec is fuzzed too when the server publishes one.
+    with live_server(tmp_path_factory.mktemp("fuzz"), "--swagger-enable", workers=2) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as s:
+        yield s
+
+
+def contract_schema() -> Any:
+    return schemathesis.openapi.from_path(str(SPEC_PATH))
+
+
+def operation_labels() -> list[str]:
+    return sorted(result.ok().label for result in contract_schema().get_all_operations())
+
+
+def role_headers(server: LiveServer, role: str) -> dict[str, str]:
+    if role == "anonymous":
+        return {}
+    return {TOKEN_HEADER: server.users[role][1]}
+
+
+def sent_role(server: LiveServer, request_headers: Any) -> str:
+    """Who the request that actually went out speaks for (negative generation may drop or replace
+    the token header)."""
+    sent = request_headers.get(TOKEN_HEADER)
+    for role in ("owner", "member"):
+        if sent is not None and sent == server.users[role][1]:
+            return role
+    return "anonymous"
+
+
+def allowed_statuses(label: str, role: str) -> set[int]:
+    """What the contract allows `role` to get from `label` (2xx bodies are checked against the schema,
+    everything else against the envelope)."""
+    if label in PUBLIC:
+        return {200}
+    if role == "anonymous":
+        return {401}
+    if label in ("GET /deployment/config", "GET /deployment/stats") and role == "member":
+        return {403}
+    if label == "GET /deployment/stats":
+        return {200, 400}  # 400 only until the first computation is cached
+    if label == "POST /csp/reports":
+        return {200, 400, 413}
+    if label == "GET /users/{user}/keys/tokens/tokenconfig":
+        # 400 unknown or unreadable user; 404 when the generated name holds an encoded "/".
+        return {200, 400, 404}
+    return {200}
+
+
+def check_response(server: LiveServer, case: Any, response: requests.Response, label: str) -> None:
+    role = sent_role(server, response.request.headers)
+    status = response.status_code
+    assert status < 500, f"{label} as {role}: {status} {response.text[:300]}"
+    assert status in allowed_statuses(label, role), f"{label} as {role}: {status} {response.text[:300]}"
+    if 200 <= status < 300:
+        case.validate_response(
+            response, checks=[not_a_server_error, response_schema_conformance, content_type_conformance]
+        )
+        assert response.content.endswith(b"\n")
+        return
+    doc = assert_envelope(status, response.headers, response.content)
+    if status == 401:
+        assert doc["message"] == SIGNED_OUT_MESSAGE, doc
+    elif status == 403:
+        assert doc["message"] == FORBIDDEN, doc
+    elif status == 404:
+        assert doc["message"] == ROUTE_NOT_FOUND, doc
+    elif status == 400 and label == "GET /deployment/stats":
+        assert doc["message"] == STATS_STILL_PROCESSING, doc
+
+
+def fuzz(
+    server: LiveServer,
+    session: requests.Session,
+    schema: Any,
+    label: str,
+    role: str,
+    mode: GenerationMode,
+    examples: int,
+    base_url: str,
+) -> int:
+    """Run `examples` generated cases of `label` as `role`; returns how many were sent."""
+    method, path = label.split(" ", 1)
+    operation = schema[path][method]
+    headers = role_headers(server, role)
+    sent = []
+
+    @hypothesis_settings(examples)
+    @given(operation.as_strategy(generation_mode=mode))
+    def run(case: Any) -> None:
+        response = case.call(base_url=base_url, session=session, headers=headers, timeout=10)
+        sent.append(response.status_code)
+        check_response(server, case, response, label)
+
+    run()
+    return len(sent)
+
+
+def assert_still_serving(server: LiveServer) -> None:
+    status, _headers, body = server.request("GET", BASE_PATH + "/buildinfo")
+    assert status == 200 and json.loads(body)["deployment_id"]
+    assert server.process.alive()
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("label", operation_labels())
+def test_contract_operations(server: LiveServer, session: requests.Session, label: str, role: str) -> None:
+    sent = fuzz(
+        server,
+        session,
+        contract_schema(),
+        label,
+        role,
+        GenerationMode.POSITIVE,
+        POSITIVE_EXAMPLES,
+        server.url + BASE_PATH,
+    )
+    assert sent >= 1
+    assert_still_serving(server)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_csp_reports_with_schema_violating_bodies(server: LiveServer, session: requests.Session, role: str) -> None:
+    label = "POST /csp/reports"
+    sent = fuzz(
+        server,
+        session,
+        contract_schema(),
+        label,
+        role,
+        GenerationMode.NEGATIVE,
+        NEGATIVE_EXAMPLES,
+        server.url + BASE_PATH,
+    )
+    assert sent >= NEGATIVE_EXAMPLES // 2
+    assert_still_serving(server)
+
+
+def test_every_contract_operation_is_fuzzed() -> None:
+    # The ten operations of the seed document; a spec file that lost one would silently shrink the run.
+    assert operation_labels() == sorted(
+        [
+            "GET /",
+            "GET /buildinfo",
+            "POST /csp/reports",
+            "GET /deployment/config",
+            "GET /deployment/ssh",
+            "GET /deployment/stats",
+            "GET /experiments",
+            "GET /experiments/available",
+            "GET /updatecheck",
+            "GET /users/{user}/keys/tokens/tokenconfig",
+        ]
+    )
+
+
+def test_generated_spec_if_published(server: LiveServer, session: requests.Session) -> None:
+    """With swagger.enable, coderd serves its generated spec at /swagger/doc.json; when ours does,
+    every operation in it is fuzzed the same way."""
+    status, _headers, body = server.request("GET", "/swagger/doc.json")
+    if status == 404:
+        pytest.skip("this server publishes no generated spec at /swagger/doc.json")
+    assert status == 200, body[:300]
+    doc = json.loads(body)
+    schema = schemathesis.openapi.from_dict(doc)
+    base = server.url + (doc.get("basePath") or BASE_PATH)
+    labels = sorted(result.ok().label for result in schema.get_all_operations())
+    assert labels, "the generated spec has no operations"
+    for label in labels:
+        for role in ROLES:
+            fuzz(server, session, schema, label, role, GenerationMode.POSITIVE, 10, base)
+    assert_still_serving(server)
