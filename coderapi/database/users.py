@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Row, delete, func, select, update
+from sqlalchemy import Engine, Row, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from coderapi.database.tables import api_keys, users
@@ -58,6 +58,11 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+# Built once with bound parameters (no statement construction per call).
+_BY_ID = select(users).where(users.c.id == bindparam("user_id"), users.c.deleted.is_(False))
+_BY_USERNAME = select(users).where(func.lower(users.c.username) == bindparam("username"), users.c.deleted.is_(False))
+
+
 class UserQueries:
     engine: Engine
 
@@ -95,14 +100,13 @@ class UserQueries:
     def get_user_by_id(self, user_id: uuid.UUID) -> User | None:
         """The user with this id, unless deleted."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(users).where(users.c.id == user_id, users.c.deleted.is_(False))).first()
+            row = conn.execute(_BY_ID, {"user_id": user_id}).first()
         return User.from_row(row) if row is not None else None
 
     def get_user_by_username(self, username: str) -> User | None:
         """The user with this username compared case-insensitively, unless deleted."""
-        stmt = select(users).where(func.lower(users.c.username) == username.lower(), users.c.deleted.is_(False))
         with self.engine.connect() as conn:
-            row = conn.execute(stmt).first()
+            row = conn.execute(_BY_USERNAME, {"username": username.lower()}).first()
         return User.from_row(row) if row is not None else None
 
     def list_users(self) -> list[User]:
