@@ -26,6 +26,14 @@ PROBE = "/api/v2/users/me/keys/tokens/tokenconfig"
 LIMIT5 = {"CODER_API_RATE_LIMIT": "5"}
 
 
+def fresh_window(needed: float = 3.0) -> None:
+    """Wait out the end of the current minute when fewer than `needed` seconds are left: the counters'
+    windows are aligned to the minute, and a count straddling two windows is weighted, not exact."""
+    left = 60 - time.time() % 60
+    if left < needed:
+        time.sleep(left + 0.05)
+
+
 def limited(n: int = 5) -> bytes:
     return f'{{"message":"You\'ve been rate limited for sending more than {n} requests in 1m0s."}}\n'.encode()
 
@@ -41,6 +49,7 @@ def assert_429(resp: object, n: int = 5) -> None:
 
 
 def test_sixth_request_is_refused(make_app: MakeApp, auth: Auth, member_token: str) -> None:
+    fresh_window()
     client = make_app(env=LIMIT5).test_client()
     now = int(time.time())
     for i in range(5):
@@ -54,6 +63,7 @@ def test_sixth_request_is_refused(make_app: MakeApp, auth: Auth, member_token: s
 
 
 def test_budget_is_per_path(make_app: MakeApp, auth: Auth, member_token: str) -> None:
+    fresh_window()
     client = make_app(env=LIMIT5).test_client()
     for _ in range(5):
         client.get(PROBE, headers=auth(member_token))
@@ -66,6 +76,7 @@ def test_budget_is_per_path(make_app: MakeApp, auth: Auth, member_token: str) ->
 def test_budget_is_per_user_with_a_valid_token(
     make_app: MakeApp, auth: Auth, member_token: str, owner_token: str
 ) -> None:
+    fresh_window()
     client = make_app(env=LIMIT5).test_client()
     for _ in range(5):
         client.get(PROBE, headers=auth(member_token))
@@ -76,6 +87,7 @@ def test_budget_is_per_user_with_a_valid_token(
 
 
 def test_unauthenticated_counted_per_ip_including_401_and_404(make_app: MakeApp) -> None:
+    fresh_window()
     client = make_app(env=LIMIT5).test_client()
     for _ in range(5):
         assert client.get("/api/v2/nope").status_code == 404
@@ -87,6 +99,7 @@ def test_unauthenticated_counted_per_ip_including_401_and_404(make_app: MakeApp)
 
 
 def test_public_routes_and_csp_are_limited(make_app: MakeApp, auth: Auth, member_token: str) -> None:
+    fresh_window()
     client = make_app(env=LIMIT5).test_client()
     for _ in range(5):
         assert client.get("/api/v2/buildinfo").status_code == 200
@@ -97,6 +110,7 @@ def test_public_routes_and_csp_are_limited(make_app: MakeApp, auth: Auth, member
 
 
 def test_owner_bypass(make_app: MakeApp, auth: Auth, owner_token: str, member_token: str) -> None:
+    fresh_window()
     client = make_app(env=LIMIT5).test_client()
     for value in ("true", "1", "T", "TRUE", "True", "t"):
         for _ in range(2):
@@ -156,6 +170,7 @@ def redis_settings(settings: Settings) -> Settings:
 def test_two_apps_sharing_redis_count_together(
     make_app: MakeApp, redis_settings: Settings, auth: Auth, member_token: str
 ) -> None:
+    fresh_window()
     # Same database (so the same deployment id and key prefix), same Redis: one budget.
     node_a = make_app(env=LIMIT5, settings=redis_settings).test_client()
     node_b = make_app(env=LIMIT5, settings=redis_settings).test_client()
@@ -169,6 +184,7 @@ def test_two_apps_sharing_redis_count_together(
 def test_each_deployment_has_its_own_counters(
     make_app: MakeApp, redis_settings: Settings, auth: Auth, member_token: str, tmp_path: object
 ) -> None:
+    fresh_window()
     from pathlib import Path
 
     other_store = Store("sqlite:///" + str(Path(str(tmp_path)) / "other.db"))
@@ -187,6 +203,7 @@ def test_each_deployment_has_its_own_counters(
 def test_unreachable_redis_falls_back_to_memory(
     make_app: MakeApp, settings: Settings, auth: Auth, member_token: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    fresh_window()
     broken = dataclasses.replace(settings, rate_limit_redis_url="redis://127.0.0.1:9/0")
     client = make_app(env=LIMIT5, settings=broken).test_client()
     caplog.set_level(logging.WARNING, logger="coderapi.httpmw.ratelimit")
@@ -240,11 +257,13 @@ def test_gunicorn_workers_and_nodes_count_together_through_redis(start_server: S
     node_b = start_server(env=env, workers=2, name="b")
     token = _token_for(pg_url)
     # Two workers on one node: exactly the limit gets through.
+    fresh_window(10)
     statuses = _hammer([node_a.url + PROBE], token, 40)
     assert statuses.count(200) == 20, statuses
     assert statuses.count(429) == 20
     # Another path, now over both nodes (four workers): still one budget.
     other = "/api/v2/users/load/keys/tokens/tokenconfig"
+    fresh_window(10)
     statuses = _hammer([node_a.url + other, node_b.url + other], token, 40)
     assert statuses.count(200) == 20, statuses
 
