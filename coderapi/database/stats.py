@@ -257,8 +257,14 @@ LIMIT :count OFFSET :offset
 """
 
 # PostgreSQL settings for these queries only (SET LOCAL ends with the transaction): JIT compilation
-# costs more than it saves on them, and their sorts fit in memory with a larger work_mem.
-_PG_TUNING = ("SET LOCAL jit = off", "SET LOCAL work_mem = '128MB'")
+# costs more than it saves on them; their sorts fit in memory with a larger work_mem; and parallel
+# workers only add contention (each one builds the same hash table again), as the refresh already
+# runs its three queries at once.
+_PG_TUNING = (
+    "SET LOCAL jit = off",
+    "SET LOCAL work_mem = '128MB'",
+    "SET LOCAL max_parallel_workers_per_gather = 0",
+)
 
 
 def _stmt(sql: str, *times: str) -> TextClause:
