@@ -18,11 +18,13 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 from urllib.parse import parse_qsl, urlencode
 
 from flask import Flask, Response, g, request
+
+from coderapi.httpmw.singleslash import RAW_PATH_KEY
 
 LOGGER_NAME = "coderapi"
 REQUEST_LOGGER_NAME = "coderapi.http"
@@ -36,6 +38,8 @@ SECRET_QUERY_KEYS = frozenset(
 
 # The attribute a handler names in `extra=` to attach structured fields to an entry.
 FIELDS_ATTR = "fields"
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _STD_STREAMS = {"/dev/stderr": "stderr", "/dev/stdout": "stdout"}
 
@@ -65,25 +69,36 @@ class HumanFormatter(logging.Formatter):
     """`2026-01-19 10:00:00.123 [info]  coderapi.http: GET /api/v2/buildinfo  status=200 …` (slog's human
     sink, without colour)."""
 
+    _second = -1
+    _stamp = ""
+
     def format(self, record: logging.LogRecord) -> str:
-        ts = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
-        stamp = ts.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
-        level = record.levelname.lower()
-        if level == "warning":
-            level = "warn"
-        line = f"{stamp} [{level}]  {record.name}: {record.getMessage()}"
+        # The date part changes once a second; request lines are written far more often than that.
+        second = int(record.created)
+        if second != self._second:
+            self._stamp = datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S.")
+            self._second = second
+        millis = int((record.created - second) * 1000)
+        level = _HUMAN_LEVELS.get(record.levelno) or record.levelname.lower()
+        line = f"{self._stamp}{millis:03d} [{level}]  {record.name}: {record.getMessage()}"
         fields = _fields(record)
         if fields:
-            line += "  " + " ".join(f"{k}={_human_value(v)}" for k, v in fields.items())
+            line += "  " + " ".join([f"{k}={_human_value(v)}" for k, v in fields.items()])
         err = _error_text(record, self)
         if err:
             line += "\n" + err
         return line
 
 
+_HUMAN_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error"}
+_NEEDS_QUOTES = re.compile(r'[\s"=]')
+
+
 def _human_value(value: Any) -> str:
+    if isinstance(value, int | float):
+        return str(value)
     text = str(value)
-    if text == "" or any(c in text for c in ' "=\n'):
+    if text == "" or _NEEDS_QUOTES.search(text):
         return json.dumps(text, ensure_ascii=False)
     return text
 
@@ -264,54 +279,81 @@ def scrub_query(query: str) -> str:
     return urlencode([(k, REDACTED if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs])
 
 
-def mark_start() -> None:
-    """before_request (installed first): when the request started, for logs and metrics."""
-    request.environ[START_KEY] = time.perf_counter()
+class RequestTimer:
+    """WSGI middleware noting when the request arrived, for logs and metrics (cheaper than a Flask
+    before_request hook, which every request would pay for)."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ[START_KEY] = time.perf_counter()
+        return self.app(environ, start_response)
 
 
 def request_duration() -> float:
-    """Seconds since `mark_start`; 0 when the hook did not run."""
+    """Seconds since the request arrived; 0 when `RequestTimer` is not installed."""
     start = request.environ.get(START_KEY)
     return time.perf_counter() - start if start is not None else 0.0
 
 
-def current_user_id() -> str:
+def current_user_id(state: Mapping[str, Any] | None = None) -> str:
     """The user the auth hook authenticated for this request, or "" (read defensively: the hook may be
-    absent or may not have run)."""
-    value = g.get("user_id")
+    absent or may not have run). `state` is `vars(g)`, when the caller has it already."""
+    attrs = vars(g) if state is None else state
+    value = attrs.get("user_id")
     if value:
         return str(value)
     for name, attr in (("api_key", "user_id"), ("apikey", "user_id"), ("user", "id")):
-        uid = getattr(g.get(name), attr, None)
+        uid = getattr(attrs.get(name), attr, None)
         if uid:
             return str(uid)
     return ""
 
 
+def _wsgi_text(raw: str) -> str:
+    # WSGI strings carry the request's bytes as latin-1; paths are UTF-8 on the wire.
+    return raw.encode("latin-1").decode("utf-8", "replace")
+
+
 def log_request(resp: Response) -> Response:
-    """after_request (installed first, so it runs last): one line per request."""
-    logger = logging.getLogger(REQUEST_LOGGER_NAME)
-    level = logging.WARNING if resp.status_code >= 500 else logging.INFO
-    if not logger.isEnabledFor(level):
+    """after_request (installed first, so it runs last): one line per request.
+
+    It runs on every request, so it reads the WSGI environ and `g`'s dict once instead of going through
+    Flask's context proxies field by field, and builds the record without a stack walk."""
+    status = resp.status_code
+    level = logging.WARNING if status >= 500 else logging.INFO
+    if not _REQUEST_LOGGER.isEnabledFor(level):
         return resp
-    duration = request_duration()
+    environ = request.environ
+    state = vars(g)
+    start = environ.get(START_KEY)
+    method = environ.get("REQUEST_METHOD", "")
+    path = _wsgi_text(environ.get(RAW_PATH_KEY) or environ.get("PATH_INFO") or "/")
     fields: dict[str, Any] = {
-        "request_id": g.get("request_id", ""),
-        "method": request.method,
-        "path": request.path,
-        "status": resp.status_code,
-        "duration_ms": round(duration * 1000, 3),
-        "user_id": current_user_id(),
-        "client_ip": g.get("client_ip") or request.remote_addr or "",
+        "request_id": state.get("request_id", ""),
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round((time.perf_counter() - start) * 1000, 3) if start is not None else 0.0,
+        "user_id": current_user_id(state),
+        "client_ip": state.get("client_ip") or environ.get("REMOTE_ADDR", ""),
     }
-    query = request.query_string.decode("latin-1")
+    query = environ.get("QUERY_STRING", "")
     if query:
-        fields["query"] = scrub_query(query)
-    logger.log(level, "%s %s", request.method, request.path, extra={FIELDS_ATTR: fields})
+        fields["query"] = scrub_query(_wsgi_text(query))
+    record = _REQUEST_LOGGER.makeRecord(
+        REQUEST_LOGGER_NAME, level, __file__, 0, f"{method} {path}", (), None, "log_request", {FIELDS_ATTR: fields}
+    )
+    _REQUEST_LOGGER.handle(record)
     return resp
 
 
+_REQUEST_LOGGER = logging.getLogger(REQUEST_LOGGER_NAME)
+
+
 def install(app: Flask) -> None:
-    """Request timing and the per-request log line. Call before any other middleware is installed."""
-    app.before_request(mark_start)
+    """Request timing and the per-request log line. Call before any other middleware is installed, so
+    the line is written after every other after_request hook has run."""
+    app.wsgi_app = RequestTimer(app.wsgi_app)  # type: ignore[method-assign]
     app.after_request(log_request)

@@ -161,7 +161,7 @@ UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def wrk(url: str, headers: Mapping[str, str], duration: float, connections: int, threads: int) -> Result:
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "10s"]
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{round(duration)}s", "--latency", "--timeout", "10s"]
     for k, v in headers.items():
         argv += ["-H", f"{k}: {v}"]
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True, timeout=duration + 60).stdout
@@ -174,6 +174,30 @@ def wrk(url: str, headers: Mapping[str, str], duration: float, connections: int,
     non2xx = WRK_NON2XX.search(out)
     errors += int(non2xx.group(1)) if non2xx else 0
     return Result(float(rps.group(1)), lat["50"], lat["99"], int(total.group(1)), errors)
+
+
+def combine(results: list[Result], seconds: float) -> Result:
+    """Rounds into one result: total requests over total time; the median round's p50 and p99."""
+    mid = len(results) // 2
+    return Result(
+        sum(r.requests for r in results) / seconds,
+        sorted(r.p50_ms for r in results)[mid],
+        sorted(r.p99_ms for r in results)[mid],
+        sum(r.requests for r in results),
+        sum(r.errors for r in results),
+    )
+
+
+def interleaved(real_url: str, headers: Mapping[str, str], bare_url: str, args: Any) -> tuple[Result, Result]:
+    """`args.rounds` alternating runs of each server, so load from anything else on the machine falls
+    on both alike."""
+    each = max(1, round(args.duration / args.rounds))  # wrk takes whole seconds
+    real: list[Result] = []
+    bare: list[Result] = []
+    for _ in range(args.rounds):
+        real.append(wrk(real_url, headers, each, args.connections, args.threads))
+        bare.append(wrk(bare_url, {}, each, args.connections, args.threads))
+    return combine(real, each * args.rounds), combine(bare, each * args.rounds)
 
 
 def worker_rss_mb(master_pid: int) -> list[float]:
@@ -302,9 +326,10 @@ def write_section(output: pathlib.Path, section: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run (default 10)")
+    ap.add_argument("--duration", type=float, default=15.0, help="seconds per server and case (default 15)")
     ap.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating runs per server and case (default 5)")
     ap.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL case")
     ap.add_argument("--output", type=pathlib.Path, default=ROOT / "BENCHMARKS.md")
     args = ap.parse_args(argv)
@@ -339,8 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         # Warm both (imports, pools, caches) before measuring.
                         wrk(node.url + case.path, hdrs, 2, args.connections, args.threads)
                         wrk(bare.url + case.path, {}, 2, args.connections, args.threads)
-                        real = wrk(node.url + case.path, hdrs, args.duration, args.connections, args.threads)
-                        floor = wrk(bare.url + case.path, {}, args.duration, args.connections, args.threads)
+                        real, floor = interleaved(node.url + case.path, hdrs, bare.url + case.path, args)
                         if case.database == "sqlite":
                             served += real.requests
                         rows.append((case, real, floor))
@@ -387,7 +411,9 @@ def report(rows: list[tuple[Case, Result, Result]], rss: list[float], served: in
         "",
         f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC by `make bench` "
         f"(`{pathlib.Path(sys.executable).name} scripts/bench.py --duration {args.duration:g} "
-        f"--connections {args.connections} --threads {args.threads}`).",
+        f"--connections {args.connections} --threads {args.threads} --rounds {args.rounds}`). "
+        f"Each case alternates {args.rounds} wrk runs on each server; req/s is over all runs, "
+        "p50/p99 the median run's.",
         "",
         f"Machine: {machine()}. wrk runs on the same machine as the servers.",
         f"Both servers: gunicorn {workers} {'sync' if settings.threads <= 1 else 'gthread'} workers "
