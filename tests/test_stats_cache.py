@@ -153,9 +153,9 @@ def test_leases(store: Store) -> None:
     assert store.take_lease("job", T0 + dt.timedelta(seconds=59), ttl) is None
     second = store.take_lease("job", T0 + ttl, ttl)
     assert second is not None and second != first
-    store.release_lease("job", first, T0)  # a stale token releases nothing
+    store.release_lease("job", first)  # a stale token releases nothing
     assert store.take_lease("job", T0 + ttl, ttl) is None
-    store.release_lease("job", second, T0 + ttl)
+    store.release_lease("job", second)
     assert store.take_lease("job", T0 + ttl, ttl) is not None
     store.upsert_site_config("job", "garbage")
     assert store.take_lease("job", T0, ttl) is not None
@@ -242,3 +242,16 @@ def test_start_is_idempotent_and_stop_ends_the_thread(store: Store) -> None:
     cache.stop()
     assert not cache.running
     assert thread is not None and not thread.is_alive()
+
+
+def test_small_clock_skew_between_nodes_still_shares(store: Store) -> None:
+    ahead = DeploymentStatsCache(store, INTERVAL, usage=False, clock=Clock(T0 + dt.timedelta(seconds=5)))
+    ahead.tick()
+    behind = DeploymentStatsCache(store, INTERVAL, usage=False, clock=Clock(T0))
+    delay = behind.tick()
+    assert behind.computed == 0
+    assert delay <= INTERVAL.total_seconds() + statscache.JITTER
+    # A result from far in the future is not trusted.
+    future = DeploymentStatsCache(store, INTERVAL, usage=False, clock=Clock(T0 - dt.timedelta(minutes=5)))
+    future.tick()
+    assert future.computed == 1

@@ -49,12 +49,10 @@ class LeaseQueries:
             )
             return token if conn.execute(swap).first() is not None else None
 
-    def release_lease(self, key: str, token: str, now: dt.datetime) -> None:
-        """Give lease `key` up at `now`, if `token` still holds it, so the next taker need not wait
-        for it to expire."""
+    def release_lease(self, key: str, token: str) -> None:
+        """Give lease `key` up, if `token` still holds it, so the next taker need not wait for it to
+        expire (whatever its clock says: a released lease holds no time)."""
         with self.engine.begin() as conn:
             conn.execute(
-                update(site_configs)
-                .where(site_configs.c.key == key, site_configs.c.value == token)
-                .values(value=now.astimezone(dt.UTC).isoformat())
+                update(site_configs).where(site_configs.c.key == key, site_configs.c.value == token).values(value="")
             )

@@ -49,6 +49,8 @@ LEASE_TTL = dt.timedelta(minutes=2)
 WAIT_FOR_OTHER = 0.25
 # Spreads the workers' reads of a new result over a short time after it is due.
 JITTER = 0.2
+# A shared result collected this far in our future still counts (node clocks differ a little).
+CLOCK_SKEW = dt.timedelta(minutes=1)
 
 Clock = Callable[[], dt.datetime]
 
@@ -173,9 +175,15 @@ class DeploymentStatsCache:
         already doing so). Returns the seconds until the next step. Raises the database's errors."""
         now = self.clock()
         shared = self._read_shared()
-        if shared is not None and shared.usage == self.usage and now < shared.next_update_at <= now + self.interval:
+        if (
+            shared is not None
+            and shared.usage == self.usage
+            and now < shared.next_update_at
+            and shared.collected_at <= now + CLOCK_SKEW
+        ):
             self._adopt(shared)
-            return (shared.next_update_at - now).total_seconds() + random.uniform(0, JITTER)  # noqa: S311
+            wait = min(shared.next_update_at - now, self.interval).total_seconds()
+            return wait + random.uniform(0, JITTER)  # noqa: S311
         token = self.store.take_lease(LEASE_KEY, now, LEASE_TTL)
         if token is None:
             return WAIT_FOR_OTHER
@@ -183,7 +191,7 @@ class DeploymentStatsCache:
             snapshot = self.compute()
             self.store.upsert_site_config(SNAPSHOT_KEY, snapshot.dumps())
         finally:
-            self.store.release_lease(LEASE_KEY, token, self.clock())
+            self.store.release_lease(LEASE_KEY, token)
         self._adopt(snapshot)
         return max(0.0, (snapshot.next_update_at - self.clock()).total_seconds())
 
