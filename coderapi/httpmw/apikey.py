@@ -109,15 +109,25 @@ def token_from_request() -> str:
     token = request.args.get(SESSION_TOKEN_QUERY, "")
     if token:
         return token
-    token = request.headers.get(SESSION_TOKEN_HEADER, "").strip()
+    token = _header_text(request.headers.get(SESSION_TOKEN_HEADER, "")).strip()
     if token:
         return token
-    authz = request.headers.get("Authorization", "").strip()
+    authz = _header_text(request.headers.get("Authorization", "")).strip()
     if authz[:7].lower() == "bearer ":
         token = authz[7:].strip()
         if token:
             return token
     return request.args.get(ACCESS_TOKEN_QUERY, "").strip()
+
+
+def _header_text(value: str) -> str:
+    """A header value as the text its bytes spell: WSGI hands headers over decoded as latin-1, so a
+    UTF-8 token would otherwise count two characters (and bytes) per non-ASCII byte, where coderd
+    counts the bytes on the wire."""
+    try:
+        return value.encode("latin-1").decode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return value
 
 
 def go_time_string(at: dt.datetime) -> str:
@@ -163,6 +173,10 @@ def _check() -> Authenticated | APIError:
         key_id, secret = apikey.split(token)
     except apikey.APIKeyFormatError as err:
         return _refuse(401, SIGNED_OUT_MESSAGE, BAD_FORMAT_DETAIL.format(err=err))
+    if not (key_id.isascii() and key_id.isalnum()):
+        # Ids are generated from 0-9A-Za-z: any other id names no key, and NUL bytes or undecodable
+        # bytes must not reach the database driver (PostgreSQL refuses NUL in text).
+        return _refuse(401, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
     try:
         found = runtime().store.get_api_key_with_user(key_id)
     except SQLAlchemyError as err:
