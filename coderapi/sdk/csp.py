@@ -7,7 +7,9 @@ carry Go's texts, because coderd echoes them in `detail`.
 from __future__ import annotations
 
 import json
+import math
 import re
+import string
 from typing import Any
 
 CSP_REPORT_KEY = "csp-report"
@@ -28,8 +30,32 @@ def _quote_char(c: str) -> str:
         return "'\\''"
     if c == '"':
         return "'\"'"
-    inner = json.dumps(c, ensure_ascii=False)[1:-1]
-    return f"'{inner}'"
+    return f"'{_go_quote_rune(c)}'"
+
+
+_GO_SHORT_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    "\\": "\\\\",
+}
+
+
+def _go_quote_rune(c: str) -> str:
+    """One character as Go's `strconv.Quote` writes it, without the quotes: short escapes, `\\xHH`
+    for other ASCII controls, `\\uHHHH` / `\\UHHHHHHHH` for what is not printable, else the character."""
+    if c in _GO_SHORT_ESCAPES:
+        return _GO_SHORT_ESCAPES[c]
+    code = ord(c)
+    if code < 0x20 or code == 0x7F:
+        return f"\\x{code:02x}"
+    if c == " " or c.isprintable():
+        return c
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _innermost(doc: str, pos: int) -> str:
@@ -56,6 +82,21 @@ def _max_depth(doc: str) -> int:
     return deepest
 
 
+def _number_tail_error(doc: str, pos: int) -> GoJSONError:
+    """Go's error for a number that stops right after `.` or the exponent mark at `pos` (Python took
+    the digits before it for a whole number)."""
+    nxt = pos + 1
+    if doc[pos] == ".":
+        if nxt >= len(doc):
+            return GoJSONError("unexpected EOF")
+        return GoJSONError(f"invalid character {_quote_char(doc[nxt])} after decimal point in numeric literal")
+    if nxt < len(doc) and doc[nxt] in "+-":
+        nxt += 1
+    if nxt >= len(doc):
+        return GoJSONError("unexpected EOF")
+    return GoJSONError(f"invalid character {_quote_char(doc[nxt])} in exponent of numeric literal")
+
+
 def _syntax_error(doc: str, err: json.JSONDecodeError) -> GoJSONError:
     pos = err.pos
     if pos >= len(doc):
@@ -66,13 +107,27 @@ def _syntax_error(doc: str, err: json.JSONDecodeError) -> GoJSONError:
         return GoJSONError(f"invalid character {c} looking for beginning of object key string")
     if msg.startswith("Expecting ':'"):
         return GoJSONError(f"invalid character {c} after object key")
+    if msg.startswith("Expecting ','") and doc[pos] in ".eE" and pos > 0 and doc[pos - 1].isdigit():
+        return _number_tail_error(doc, pos)
+    if msg.startswith("Expecting value") and doc[pos] == "-":
+        # Go's scanner is inside a number after the minus sign.
+        if pos + 1 >= len(doc):
+            return GoJSONError("unexpected EOF")
+        return GoJSONError(f"invalid character {_quote_char(doc[pos + 1])} in numeric literal")
     if msg.startswith("Expecting ','"):
         where = "object key:value pair" if _innermost(doc, pos) == "{" else "array element"
         return GoJSONError(f"invalid character {c} after {where}")
     if msg.startswith("Invalid control character"):
         return GoJSONError(f"invalid character {c} in string literal")
-    if msg.startswith("Invalid \\escape") or msg.startswith("Invalid \\u"):
-        return GoJSONError(f"invalid character {c} in string escape code")
+    if msg.startswith("Invalid \\escape"):
+        # Python points at the backslash, Go at the character after it.
+        return GoJSONError(f"invalid character {_quote_char(doc[pos + 1])} in string escape code")
+    if msg.startswith("Invalid \\u"):
+        # Python points at the `u`; Go names the first character that is not a hex digit.
+        for ch in doc[pos + 1 : pos + 5]:
+            if ch not in string.hexdigits:
+                return GoJSONError(f"invalid character {_quote_char(ch)} in \\u hexadecimal character escape")
+        return GoJSONError("unexpected EOF")
     if msg.startswith("Unterminated string"):
         return GoJSONError("unexpected EOF")
     return GoJSONError(f"invalid character {c} looking for beginning of value")
@@ -82,13 +137,46 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+class _OutOfRange:
+    """A number literal that does not fit a float64: Go refuses to decode it (Python would give
+    `inf`, or refuse integers over 4300 digits)."""
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+
+
+def _go_number(literal: str) -> Any:
+    """A JSON number as Go decodes it into `interface{}`: a float64, or an error when out of range.
+    Integers stay ints for the log (a finite float64 has at most 309 integer digits)."""
+    value = float(literal)
+    if math.isinf(value):
+        return _OutOfRange(literal)
+    if any(c in literal for c in ".eE"):
+        return value
+    return int(literal)
+
+
+def _first_out_of_range(value: Any) -> _OutOfRange | None:
+    """The first out-of-range number in `value`, in document order."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _OutOfRange):
+            return item
+        if isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return None
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_go_number, parse_int=_go_number)
 
 
 def _go_type(value: Any) -> str:
     if isinstance(value, bool):
         return "bool"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | _OutOfRange):
         return "number"
     if isinstance(value, str):
         return "string"
@@ -116,8 +204,12 @@ def decode_violation(body: bytes) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise _syntax_error(text, err) from None
     except ValueError as err:
-        # A NaN / Infinity literal: Go's scanner stops at its first letter.
-        raise GoJSONError(f"invalid character {_quote_char(str(err)[0])} looking for beginning of value") from None
+        # A NaN / Infinity literal: Go's scanner stops at its first letter (after a minus sign, inside
+        # what it took for a number).
+        name = str(err)
+        if name.startswith("-"):
+            raise GoJSONError(f"invalid character {_quote_char(name[1])} in numeric literal") from None
+        raise GoJSONError(f"invalid character {_quote_char(name[0])} looking for beginning of value") from None
     except RecursionError:
         raise GoJSONError("exceeded max depth") from None
     if value is None:
@@ -138,5 +230,10 @@ def decode_violation(body: bytes) -> dict[str, Any]:
         raise GoJSONError(
             f"json: cannot unmarshal {_go_type(report)} into Go struct field cspViolation.csp-report"
             " of type map[string]interface {}"
+        )
+    huge = _first_out_of_range(report)
+    if huge is not None:
+        raise GoJSONError(
+            f"json: cannot unmarshal number {huge.literal} into Go struct field cspViolation.csp-report of type float64"
         )
     return report
