@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, request
+from gunicorn.http.errors import ParseException
 
 from coderapi import apikey
 from coderapi.httpapi import APIError, raw
@@ -20,13 +21,21 @@ MAX_REPORT_BYTES = 64 * 1024
 INVALID_JSON_MESSAGE = "Failed to read body, invalid json."
 LOG_MESSAGE = "CSP violation reported"
 OK_BODY = encode("ok")
+# What reading a request body can raise: the connection failing, or gunicorn's chunked-body parser.
+BODY_READ_ERRORS = (OSError, ParseException)
 
 
 def _read_body() -> bytes:
-    """The request body, at most MAX_REPORT_BYTES. Aborts: 413 when it is longer."""
+    """The request body, at most MAX_REPORT_BYTES. Aborts: 413 when it is longer; 400 when it cannot
+    be read (malformed chunked framing, the client going away mid-body), as coderd's decoder reports
+    the read error."""
     if request.content_length is not None and request.content_length > MAX_REPORT_BYTES:
         raise APIError(413, REQUEST_TOO_LARGE)
-    body = request.stream.read(MAX_REPORT_BYTES + 1)
+    try:
+        body = request.stream.read(MAX_REPORT_BYTES + 1)
+    except BODY_READ_ERRORS as err:
+        log.warning("%s error=%s", LOG_MESSAGE, err)
+        raise APIError(400, INVALID_JSON_MESSAGE, str(err)) from None
     if len(body) > MAX_REPORT_BYTES:
         raise APIError(413, REQUEST_TOO_LARGE)
     return body
