@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from coderapi import semver
 from coderapi.database import Store
 from coderapi.sdk.stats import rfc3339
@@ -159,6 +161,8 @@ class UpdateChecker:
         self.checks = 0  # feed requests this checker made
         self.settled = threading.Event()
         self._cached: tuple[float, UpdateCheckResult | None] | None = None
+        # The last result read from the database, kept through database outages (None: never read).
+        self._last_read: tuple[UpdateCheckResult | None] | None = None
         self._notified = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -167,13 +171,22 @@ class UpdateChecker:
 
     def latest(self) -> UpdateCheckResult | None:
         """The stored result (None when no check has ever succeeded), read at most every few
-        seconds. Raises ValueError for a stored value that does not parse."""
+        seconds. While the database is unreachable, the last result read is answered (a public
+        endpoint keeps working through an outage). Raises ValueError for a stored value that does
+        not parse, and the database's error when nothing was ever read."""
         cached = self._cached
         if cached is not None and time.monotonic() - cached[0] < READ_CACHE_SECONDS:
             return cached[1]
-        text = self.store.get_site_config(LAST_UPDATE_CHECK_KEY)
+        try:
+            text = self.store.get_site_config(LAST_UPDATE_CHECK_KEY)
+        except SQLAlchemyError as err:
+            if self._last_read is None:
+                raise
+            log.warning("update check: database unreachable, answering the last result read: %s", type(err).__name__)
+            return self._last_read[0]
         result = UpdateCheckResult.loads(text) if text is not None else None
         self._cached = (time.monotonic(), result)
+        self._last_read = (result,)
         return result
 
     def tick(self) -> float:
@@ -201,6 +214,7 @@ class UpdateChecker:
         result = UpdateCheckResult(checked=self.clock(), version=version, url=url)
         self.store.upsert_site_config(LAST_UPDATE_CHECK_KEY, result.dumps())
         self._cached = (time.monotonic(), result)
+        self._last_read = (result,)
         self._notify(result)
         return self.interval.total_seconds()
 
