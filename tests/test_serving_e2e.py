@@ -64,12 +64,22 @@ def test_server_health_metrics_across_workers_and_json_logs(start_server: StartS
     prom = free_port()
     log = tmp_path / "server.json"
     server = start_server(
-        "--prometheus-enable", "--prometheus-address", f"127.0.0.1:{prom}", "--log-json", str(log), workers=2
+        "--prometheus-enable",
+        "--prometheus-address",
+        f"127.0.0.1:{prom}",
+        "--log-json",
+        str(log),
+        "--swagger-enable",
+        workers=2,
     )
     wait_for(lambda: len(workers_of(server.proc.pid)) == 2, what="two workers")
 
     status, headers, body = get(server.url + "/healthz")
     assert (status, body, headers["Content-Type"]) == (200, b"OK", "text/plain; charset=utf-8")
+
+    status, headers, body = get(server.url + "/swagger/doc.json")
+    assert status == 200
+    assert len(json.loads(body)["paths"]) == 10
 
     # Each request on a new connection: the sync workers share them.
     n = 40

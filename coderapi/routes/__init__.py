@@ -17,7 +17,8 @@ from flask import Blueprint, Flask, request
 from werkzeug.exceptions import MethodNotAllowed
 
 from coderapi.httpmw import apikey, ratelimit, userparam
-from coderapi.routes import csp, deployment, experiments, health, public, users
+from coderapi.routes import csp, deployment, experiments, health, public, swagger, users
+from coderapi.runtime import runtime
 
 API_PREFIX = "/api/v2"
 # chi groups with apiKeyMiddleware: every path under them needs a token, matched or not.
@@ -32,6 +33,9 @@ def register(app: Flask) -> None:
     app.register_blueprint(users.bp)
     app.register_blueprint(deployment.bp)
     app.register_blueprint(experiments.bp)
+    # Outside /api/v2: no token, no rate limit.
+    with app.app_context():
+        swagger.register(app, runtime())
     use(app, csp.bp, apikey.require_api_key)
     use(app, deployment.bp, apikey.require_api_key)
     use(app, experiments.bp, apikey.require_api_key)
