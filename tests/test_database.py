@@ -77,7 +77,7 @@ def test_nodes_starting_together_on_postgres_agree_on_the_deployment_id() -> Non
                 barrier.wait()
                 s.migrate()
                 ids.append(s.ensure_deployment_id())
-            except BaseException as err:  # noqa: BLE001 - reported by the assertion below
+            except BaseException as err:
                 errors.append(err)
 
         threads = [threading.Thread(target=boot, args=(s,)) for s in stores]

@@ -4,8 +4,8 @@ from coderapi.httpapi.errors import APIError, envelope, forbidden, internal_erro
 from coderapi.httpapi.write import JSON_CONTENT_TYPE, raw, write
 
 __all__ = [
-    "APIError",
     "JSON_CONTENT_TYPE",
+    "APIError",
     "envelope",
     "forbidden",
     "internal_error",

@@ -33,7 +33,7 @@ def build_info_response(rt: Runtime) -> dict[str, Any]:
     values = rt.values
     from coderapi.services.webpush import public_key
 
-    return build_info_schema.dump(
+    body: dict[str, Any] = build_info_schema.dump(
         {
             "external_url": rt.build.external_url,
             "version": rt.build.version,
@@ -47,3 +47,4 @@ def build_info_response(rt: Runtime) -> dict[str, Any]:
             "webpush_public_key": public_key(rt.store) if "web-push" in values.experiments else "",
         }
     )
+    return body

@@ -17,8 +17,8 @@ depends_on = None
 FALSE = sa.text("false")
 
 
-def _not_deleted(_table: str) -> dict[str, sa.TextClause]:
-    return {"sqlite_where": sa.text("deleted = 0"), "postgresql_where": sa.text("deleted = false")}
+NOT_DELETED_SQLITE = sa.text("deleted = 0")
+NOT_DELETED_PG = sa.text("deleted = false")
 
 
 def upgrade() -> None:
@@ -40,8 +40,22 @@ def upgrade() -> None:
         sa.Column("last_seen_at", UTCDateTime, nullable=True),
         sa.Column("deleted", sa.Boolean, nullable=False, server_default=FALSE),
     )
-    op.create_index("idx_users_username", "users", [sa.text("lower(username)")], unique=True, **_not_deleted("users"))
-    op.create_index("idx_users_email", "users", [sa.text("lower(email)")], unique=True, **_not_deleted("users"))
+    op.create_index(
+        "idx_users_username",
+        "users",
+        [sa.text("lower(username)")],
+        unique=True,
+        sqlite_where=NOT_DELETED_SQLITE,
+        postgresql_where=NOT_DELETED_PG,
+    )
+    op.create_index(
+        "idx_users_email",
+        "users",
+        [sa.text("lower(email)")],
+        unique=True,
+        sqlite_where=NOT_DELETED_SQLITE,
+        postgresql_where=NOT_DELETED_PG,
+    )
     op.create_table(
         "api_keys",
         sa.Column("id", sa.String(10), primary_key=True),
