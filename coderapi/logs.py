@@ -95,9 +95,7 @@ _NEEDS_QUOTES = re.compile(r'[\s"=]')
 
 
 def _human_value(value: Any) -> str:
-    if isinstance(value, int | float):
-        return str(value)
-    text = str(value)
+    text = value if type(value) is str else str(value)
     if text == "" or _NEEDS_QUOTES.search(text):
         return json.dumps(text, ensure_ascii=False)
     return text
