@@ -14,6 +14,7 @@ help:
 	@echo "make test     - install, then run the whole test suite (needs PostgreSQL and Redis)"
 	@echo "make lint     - ruff and mypy"
 	@echo "make bench    - HTTP benchmarks (wrk) and the stats benchmark; writes BENCHMARKS.md"
+	@echo "make soak     - 5 minutes of mixed traffic at concurrency 64 on 2 workers; writes BENCHMARKS.md"
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -52,3 +53,10 @@ cluster: install system
 .PHONY: bench
 bench: install system
 	$(PY) scripts/bench.py
+
+# 5 minutes of mixed traffic at concurrency 64 against 2 workers on PostgreSQL; every status checked,
+# worker RSS growth under 10%. Writes the "Soak" section of BENCHMARKS.md.
+SOAK_SECONDS ?= 300
+.PHONY: soak
+soak: install system
+	$(PY) scripts/soak.py --duration $(SOAK_SECONDS) --concurrency 64 --workers 2 --write
