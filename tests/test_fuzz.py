@@ -37,8 +37,8 @@ TOKEN_HEADER = "Coder-Session-Token"
 
 # Generated examples per (operation, caller); operations without inputs repeat the same request, which
 # hypothesis notices and stops early.
-POSITIVE_EXAMPLES = 25
-NEGATIVE_EXAMPLES = 25
+POSITIVE_EXAMPLES = 30
+NEGATIVE_EXAMPLES = 40
 
 PUBLIC = {"GET /", "GET /buildinfo", "GET /updatecheck"}
 STATS_STILL_PROCESSING = "Deployment stats are still processing!"
@@ -57,8 +57,9 @@ def hypothesis_settings(examples: int) -> Any:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    # --swagger-enable: our own spec is fuzzed too when the server publishes one.
-    with live_server(tmp_path_factory.mktemp("fuzz"), "--swagger-enable", workers=2) as live:
+    # --swagger-enable: our own spec is fuzzed too when the server publishes one. --verbose: the debug
+    # paths (CSP reports are logged field by field) run too.
+    with live_server(tmp_path_factory.mktemp("fuzz"), "--swagger-enable", "--verbose", workers=2) as live:
         yield live
 
 
