@@ -95,6 +95,7 @@ class Phase:
     usage_refresh_s: float
     queries_s: dict[str, float]
     endpoint: Latency
+    load: float  # the 1-minute load average while the refreshes ran
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -198,6 +199,7 @@ def run_phase(
 
     cache = DeploymentStatsCache(store, dt.timedelta(seconds=30), usage=False)
     refresh = [timed(cache.compute) for _ in range(args.refreshes)]
+    load_avg = os.getloadavg()[0]
     usage_refresh = timed(DeploymentStatsCache(store, dt.timedelta(seconds=30), usage=True).compute)
     now = dt.datetime.now(dt.UTC)
     since = now - WINDOW
@@ -225,7 +227,7 @@ def run_phase(
     finally:
         shutdown(app)
     print(f"[{name}] endpoint p50 {endpoint.p50_ms:.2f} ms p99 {endpoint.p99_ms:.2f} ms", flush=True)
-    return Phase(name, workspaces, agent_stats, seeded.seconds, refresh, usage_refresh, queries, endpoint)
+    return Phase(name, workspaces, agent_stats, seeded.seconds, refresh, usage_refresh, queries, endpoint, load_avg)
 
 
 @contextmanager
@@ -335,14 +337,15 @@ def report(args: argparse.Namespace, phases: list[Phase], down: Latency, hanging
         "connection each); the endpoint is measured over HTTP (werkzeug server in-process, one connection per "
         f"request, {args.requests} requests after a warm-up), owner token, rate limits off.",
         "",
-        "| data | seed | refresh min / median / max | usage-variant refresh | endpoint p50 / p95 / p99 / mean (ms) |",
-        "| --- | --- | --- | --- | --- |",
+        "| data | seed | refresh min / median / max | usage-variant refresh | load avg | "
+        "endpoint p50 / p95 / p99 / mean (ms) |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for p in phases:
         r = sorted(p.refresh_s)
         lines.append(
             f"| {p.workspaces:,} workspaces, {p.agent_stats:,} agent stats | {p.seed_s:.1f} s | "
-            f"{r[0]:.3f} / {statistics.median(r):.3f} / {r[-1]:.3f} s | {p.usage_refresh_s:.3f} s | "
+            f"{r[0]:.3f} / {statistics.median(r):.3f} / {r[-1]:.3f} s | {p.usage_refresh_s:.3f} s | {p.load:.1f} | "
             f"{p.endpoint.row()} |"
         )
     lines += [
