@@ -7,7 +7,8 @@
 - Bind: `http_address` (default 127.0.0.1:3000). With `tls.enable`, `tls.address` is bound with TLS
   instead (gunicorn applies one certificate to every listener, so plain HTTP is not served beside it).
 - Workers: `CODERAPI_WORKERS` (default `2 × CPUs + 1`, at most 12), `CODERAPI_THREADS` (default 1:
-  sync workers; above 1 the gthread worker).
+  sync workers; above 1 the gthread worker), both answering requests gunicorn cannot parse in the
+  error envelope (`coderapi.workers`).
 - SIGTERM / SIGINT stop gracefully (requests in flight finish, up to 30 s); SIGHUP re-reads the
   configuration and replaces the workers.
 - Request line and header fields up to 8190 bytes, at most 100 header fields.
@@ -165,7 +166,8 @@ def gunicorn_options(values: Any, settings: Settings) -> dict[str, Any]:
         "bind": [_bind_address(address)],
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread" if threads > 1 else "sync",
+        # gunicorn's sync / gthread workers, answering unparseable requests in the error envelope.
+        "worker_class": "coderapi.workers.ThreadWorker" if threads > 1 else "coderapi.workers.SyncWorker",
         "preload_app": False,
         "timeout": WORKER_TIMEOUT,
         "graceful_timeout": GRACEFUL_TIMEOUT,

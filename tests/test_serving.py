@@ -22,7 +22,7 @@ def test_defaults(make_values: MakeValues, base_settings: Settings) -> None:
     assert opts["bind"] == ["127.0.0.1:3000"]
     assert opts["workers"] == serving.default_workers()
     assert opts["threads"] == 1
-    assert opts["worker_class"] == "sync"
+    assert opts["worker_class"] == "coderapi.workers.SyncWorker"
     assert opts["preload_app"] is False
     assert opts["limit_request_line"] == 8190
     assert opts["limit_request_field_size"] == 8190
@@ -43,7 +43,7 @@ def test_workers_and_threads_from_settings(make_values: MakeValues, tmp_path: pa
         {"CODERAPI_DATA_DIR": str(tmp_path), "CODERAPI_WORKERS": "3", "CODERAPI_THREADS": "4"}
     )
     opts = serving.gunicorn_options(make_values(), settings)
-    assert (opts["workers"], opts["threads"], opts["worker_class"]) == (3, 4, "gthread")
+    assert (opts["workers"], opts["threads"], opts["worker_class"]) == (3, 4, "coderapi.workers.ThreadWorker")
 
 
 def test_http_address_from_flag_env_and_ipv6(make_values: MakeValues, base_settings: Settings) -> None:
