@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import pathlib
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -23,10 +24,11 @@ from coderapi.app import create_app, shutdown
 from coderapi.config.settings import Settings
 from coderapi.database import Store
 from coderapi.database.users import User
-from coderapi.httpapi.errors import METHOD_NOT_ALLOWED, REQUEST_TOO_LARGE, ROUTE_NOT_FOUND
+from coderapi.httpapi.errors import BAD_REQUEST, METHOD_NOT_ALLOWED, REQUEST_TOO_LARGE, ROUTE_NOT_FOUND
 from coderapi.httpmw.apikey import KEY_INVALID_DETAIL, NO_TOKEN_DETAIL, SECRET_INVALID_DETAIL, SIGNED_OUT_MESSAGE
 from coderapi.httpmw.userparam import USER_NOT_FOUND_MESSAGE
 from coderapi.routes.csp import INVALID_JSON_MESSAGE, MAX_REPORT_BYTES
+from coderapi.workers import HEADERS_TOO_LARGE, URI_TOO_LONG
 from tests.conftest import (
     LiveServer,
     MakeToken,
@@ -530,8 +532,8 @@ def body_of(answer: bytes) -> bytes:
 
 
 RAW_REQUESTS = [
-    # HTTP-level garbage is refused by gunicorn before the app runs (as Go's net/http does for coderd):
-    # a 4xx and a closed connection, never a 5xx, and the worker lives on.
+    # HTTP-level garbage is refused by gunicorn before the app runs (as Go's net/http does for coderd),
+    # by our workers in the error envelope: a 4xx and a closed connection, and the worker lives on.
     pytest.param(b"GARBAGE\r\n\r\n", 400, id="no-method-line"),
     pytest.param(b"GET /api/v2/buildinfo HTTP/9.9\r\nHost: x\r\n\r\n", 400, id="bad-version"),
     pytest.param(b"GET /api/v2/buildinfo FTP/1.1\r\nHost: x\r\n\r\n", 400, id="bad-protocol"),
@@ -573,12 +575,38 @@ RAW_REQUESTS = [
 ]
 
 
+def parse_answer(answer: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return status_of(answer), headers, body
+
+
+REFUSAL_MESSAGES = {400: BAD_REQUEST, 414: URI_TOO_LONG, 431: HEADERS_TOO_LARGE}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("data", "status"), RAW_REQUESTS)
 def test_malformed_http(live: LiveServer, data: bytes, status: int) -> None:
     answer = raw_http(live.port, data)
-    assert status_of(answer) == status, answer[:300]
+    got, headers, body = parse_answer(answer)
+    assert got == status, answer[:300]
+    assert_envelope(got, headers, body, REFUSAL_MESSAGES[status])
+    assert headers["Connection"] == "close"
     still_serving(live)
+
+
+@pytest.mark.slow
+def test_malformed_http_on_threaded_workers(tmp_path: pathlib.Path) -> None:
+    # The gthread worker (CODERAPI_THREADS > 1) refuses in the envelope too.
+    with live_server(tmp_path, env={"CODERAPI_THREADS": "4"}, workers=1) as server:
+        for param in RAW_REQUESTS:
+            data, status = param.values
+            assert isinstance(data, bytes) and isinstance(status, int)
+            got, headers, body = parse_answer(raw_http(server.port, data))
+            assert got == status
+            assert_envelope(got, headers, body, REFUSAL_MESSAGES[status])
+        still_serving(server)
 
 
 @pytest.mark.slow
@@ -656,8 +684,7 @@ def test_app_level_raw_requests(live: LiveServer) -> None:
         answer = raw_http(live.port, data)
         assert status_of(answer) == status, (data[:80], answer[:300])
         if status >= 400:
-            head, _, body = answer.partition(b"\r\n\r\n")
-            headers = dict(line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:] if ": " in line)
+            _status, headers, body = parse_answer(answer)
             doc = assert_envelope(status, headers, body)
             if text is not None:
                 assert text in (doc["message"], doc.get("detail"))
