@@ -1,9 +1,11 @@
 """Queries behind `/deployment/stats`: workspace status buckets and agent traffic, latency and sessions.
 
 They mirror coderd's `GetDeploymentWorkspaceStats`, `GetDeploymentWorkspaceAgentStats` and
-`GetDeploymentWorkspaceAgentUsageStats`. PostgreSQL runs them as coderd writes them (LEFT JOIN LATERAL,
-PERCENTILE_CONT); SQLite has neither, so it gets an equivalent correlated subquery, and the percentiles
-are read from the sorted rows and interpolated in Python with PostgreSQL's own formula.
+`GetDeploymentWorkspaceAgentUsageStats`, with the same results. PostgreSQL uses coderd's LEFT JOIN
+LATERAL and PERCENTILE_CONT, with DISTINCT ON for "each agent's newest row" (coderd's ROW_NUMBER picks
+the same row, slower). SQLite has neither LATERAL nor PERCENTILE_CONT: it gets an equivalent correlated
+subquery, and the percentiles are read from the sorted rows and interpolated in Python with
+PostgreSQL's own formula (tests compare both databases on the same rows).
 """
 
 from __future__ import annotations
