@@ -23,6 +23,7 @@ CLUSTER_NODE_PORT="${CLUSTER_NODE_PORT:-3100}"
 export CODERAPI_WORKERS="${CODERAPI_WORKERS:-2}"
 export CODERAPI_RATE_LIMIT_REDIS_URL="${CODERAPI_RATE_LIMIT_REDIS_URL:-redis://127.0.0.1:6379/0}"
 CODERAPI="${CODERAPI:-$ROOT/.venv/bin/coderapi}"
+PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 
 if ! [[ "$NODES" =~ ^[1-9][0-9]*$ ]]; then
@@ -32,7 +33,7 @@ fi
 
 if [[ -z "${CODER_PG_CONNECTION_URL:-}" ]]; then
     export CODER_PG_CONNECTION_URL="postgres://postgres@127.0.0.1:5432/coderapi_cluster"
-    "$ROOT/.venv/bin/python" - <<'PY'
+    "$PYTHON" - <<'PY'
 import psycopg
 with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
     if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'coderapi_cluster'").fetchone() is None:
@@ -59,7 +60,7 @@ trap 'exit 0' INT TERM
 
 wait_healthy() {
     local url="$1" tries=150
-    until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+    until "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url" 2>/dev/null; do
         tries=$((tries - 1))
         if ((tries == 0)); then
             echo "cluster: $url did not become healthy; see $DIR/*.log" >&2

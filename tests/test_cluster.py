@@ -84,6 +84,7 @@ def cluster(tmp_path: pathlib.Path) -> Iterator[Cluster]:
             "CLUSTER_DIR": str(tmp_path / "cluster"),
             "CODERAPI_WORKERS": "2",
             "CODERAPI": str(pathlib.Path(sys.executable).parent / "coderapi"),
+            "PYTHON": sys.executable,
         }
     )
     proc = ChildProcess(["bash", str(ROOT / "scripts" / "cluster.sh"), "2"], env, tmp_path / "cluster.out")
