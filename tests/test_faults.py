@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -22,7 +23,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from coderapi.httpapi.errors import INTERNAL_SERVER_ERROR
 from coderapi.httpmw.apikey import FETCH_KEY_ERROR_DETAIL, INTERNAL_ERROR_MESSAGE
 from tests.conftest import (
     LiveServer,
@@ -229,19 +229,26 @@ def test_postgres_down_before_a_request_ever_reached_it(private_pg: PrivatePostg
 LIMIT = 10
 
 
+def assert_limited(statuses: list[int]) -> None:
+    """LIMIT answers pass, then the limiter refuses. (A minute boundary crossed halfway can let the
+    sliding-window estimate pass one more.)"""
+    assert statuses[:LIMIT] == [200] * LIMIT, statuses
+    assert set(statuses[LIMIT:]) <= {200, 429} and statuses[-2:] == [429, 429], statuses
+
+
 def test_redis_down_falls_back_to_process_counting(private_redis: PrivateRedis, tmp_path: pathlib.Path) -> None:
     env = {"CODERAPI_RATE_LIMIT_REDIS_URL": private_redis.url}
     # One worker: its in-process counter is the only one, so the counts are exact.
     with live_server(tmp_path / "redis", "--api-rate-limit", str(LIMIT), env=env, workers=1) as server:
         token = server.member_token
         statuses = [get(server, "/api/v2/deployment/ssh", token)[0] for _ in range(LIMIT + 3)]
-        assert statuses == [200] * LIMIT + [429] * 3
+        assert_limited(statuses)
         assert private_redis.keys("coderapi:*ratelimit*"), "counters were not kept in redis"
 
         private_redis.kill()
         # A fresh path: its count starts at zero in process memory.
         answers = [get(server, "/api/v2/experiments", token) for _ in range(LIMIT + 3)]
-        assert [a[0] for a in answers] == [200] * LIMIT + [429] * 3
+        assert_limited([a[0] for a in answers])
         for status, headers, body, took in answers:
             assert took < 2.0, f"a request took {took:.1f}s with redis down"
             if status == 429:
@@ -329,4 +336,7 @@ def test_worker_sigkill_under_load(tmp_path: pathlib.Path) -> None:
                 )
                 assert status == 200, body
                 assert "max_token_lifetime" in json.loads(body)
-        assert INTERNAL_SERVER_ERROR not in server.process.output()
+        # No request was answered with a 5xx (the request log lines carry each status).
+        output = server.process.output()
+        assert "status=200" in output
+        assert re.search(r"status=5\d\d", output) is None
