@@ -61,6 +61,10 @@ def parse_ip(text: str) -> IPAddress | None:
         ip = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id is not None:
+        # Go's net.ParseIP refuses zones (`fe80::1%eth0`); a client-chosen zone of any length would
+        # otherwise become the key's stored address.
+        return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     return ip
