@@ -757,3 +757,46 @@ def test_catalogue_helpers_fail_on_a_5xx() -> None:
         assert_envelope(500, {"Content-Type": "text/html"}, b"<html>")
     with pytest.raises(AssertionError):
         assert_envelope(500, ok, b'{"message":"Traceback (most recent call last):"}\n')
+
+
+# --- hostile forwarded-for headers from a trusted proxy ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "stored"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("203.0.113.7, 10.0.0.1", "203.0.113.7"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        # Zones are not IPs (Go's net.ParseIP); a long one overflowed the stored address (a 500).
+        ("fe80::1%eth0", "127.0.0.1"),
+        ("ff02::1%" + "x" * 300, "127.0.0.1"),
+        ("999.1.1.1", "127.0.0.1"),
+        ("1.2.3.4%eth0", "127.0.0.1"),
+        ("x" * 4000, "127.0.0.1"),
+        ("", "127.0.0.1"),
+        (", 203.0.113.7", "127.0.0.1"),
+        ("\u00e9\u00e9", "127.0.0.1"),
+    ],
+)
+def test_hostile_forwarded_for(
+    make_app: Any, store: Store, make_user: MakeUser, make_token: MakeToken, forwarded: str, stored: str
+) -> None:
+    from sqlalchemy import text
+
+    app = make_app(argv=["--proxy-trusted-origins", "127.0.0.1/32", "--proxy-trusted-headers", "X-Forwarded-For"])
+    user = make_user("behind-proxy")
+    token = make_token(user)
+    key_id = token.split("-")[0]
+    # An hour since last use: this request records the client address.
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE api_keys SET last_used = :at WHERE id = :id"),
+            {"at": datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2), "id": key_id},
+        )
+    client = app.test_client()
+    resp = client.get("/api/v2/deployment/ssh", headers={TOKEN_HEADER: token, "X-Forwarded-For": wire(forwarded)})
+    assert resp.status_code == 200, resp.data
+    key = store.get_api_key_by_id(key_id)
+    assert key is not None and key.ip_address == stored
