@@ -330,6 +330,7 @@ def write_section(output: pathlib.Path, section: str) -> None:
     text_ = output.read_text() if output.exists() else "# Benchmarks\n"
     pattern = re.compile("^" + re.escape(SECTION) + r"\n.*?(?=^## |\Z)", re.S | re.M)
     found = pattern.search(text_)
+    section = section.rstrip("\n") + "\n\n"
     text_ = pattern.sub(lambda _m: section, text_) if found else text_.rstrip("\n") + "\n\n" + section
     output.write_text(text_.rstrip("\n") + "\n")
 
