@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Flask, request
 from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.routing import Map, MapAdapter
 
 from coderapi.httpmw import apikey, ratelimit, userparam
 from coderapi.routes import csp, deployment, experiments, health, public, swagger, users
@@ -25,9 +27,23 @@ API_PREFIX = "/api/v2"
 AUTHENTICATED_PREFIXES = tuple(API_PREFIX + p for p in ("/csp", "/deployment", "/experiments", "/users"))
 
 
+class HTTPMap(Map):
+    """werkzeug's URL map without websocket matching. werkzeug refuses an `Upgrade: websocket` request
+    to a plain rule with 400; chi routes it like any request (none of these routes upgrades)."""
+
+    def bind_to_environ(self, *args: Any, **kwargs: Any) -> MapAdapter:
+        adapter = super().bind_to_environ(*args, **kwargs)
+        if adapter.websocket:
+            adapter.websocket = False
+            adapter.url_scheme = "https" if adapter.url_scheme == "wss" else "http"
+        return adapter
+
+
 def register(app: Flask) -> None:
-    app.url_map.strict_slashes = True
-    app.url_map.merge_slashes = False
+    routing_map = HTTPMap(strict_slashes=True, merge_slashes=False)
+    for rule in app.url_map.iter_rules():
+        routing_map.add(rule.empty())
+    app.url_map = routing_map
     app.register_blueprint(public.bp)
     app.register_blueprint(csp.bp)
     app.register_blueprint(users.bp)
