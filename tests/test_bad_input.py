@@ -800,3 +800,29 @@ def test_hostile_forwarded_for(
     assert resp.status_code == 200, resp.data
     key = store.get_api_key_by_id(key_id)
     assert key is not None and key.ip_address == stored
+
+
+# --- upgrade headers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Connection": "upgrade", "Upgrade": "websocket"},
+        {"Connection": "keep-alive, Upgrade", "Upgrade": "WebSocket", "Sec-WebSocket-Version": "13"},
+        {"Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAAQCAAAAAAIAAAAA"},
+    ],
+)
+def test_upgrade_headers_are_routed_like_any_request(
+    client: FlaskClient, owner_token: str, headers: dict[str, str]
+) -> None:
+    # werkzeug answered a websocket upgrade to a plain route with 400; chi routes it as usual.
+    for path, method, needs_token in ROUTES:
+        sent = {**headers, TOKEN_HEADER: owner_token} if needs_token else dict(headers)
+        body = b'{"csp-report":{"a":1}}' if method == "POST" else None
+        resp = client.open(path, method=method, headers=sent, data=body)
+        assert resp.status_code == 200, (path, resp.status_code, resp.data)
+    resp = client.get("/api/v2/nope", headers=headers)
+    assert_envelope(resp.status_code, resp.headers, resp.data, ROUTE_NOT_FOUND)
+    resp = client.put("/api/v2/buildinfo", headers=headers)
+    assert_envelope(resp.status_code, resp.headers, resp.data, METHOD_NOT_ALLOWED)
