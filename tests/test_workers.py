@@ -114,9 +114,7 @@ def test_serving_uses_the_envelope_workers(make_values: MakeValues, tmp_path: An
 def test_unknown_transfer_coding_is_501_in_the_envelope(start_server: StartServer) -> None:
     # RFC 9112 §6.1 (and Go's net/http under coderd): a transfer coding the server cannot decode is 501.
     server = start_server(workers=1)
-    answer = raw_http(
-        server.port, b"POST /api/v2/csp/reports HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: br\r\n\r\nxxxx"
-    )
+    answer = raw_http(server.port, b"POST /api/v2/csp/reports HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: br\r\n\r\nxxxx")
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 501 ")
     headers = dict(line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:])
