@@ -200,6 +200,54 @@ def interleaved(real_url: str, headers: Mapping[str, str], bare_url: str, args: 
     return combine(real, each * args.rounds), combine(bare, each * args.rounds)
 
 
+def profile_worker(node: Node, path: str, headers: Mapping[str, str], args: Any) -> list[tuple[float, str]]:
+    """The coderapi and Flask frames one worker of `node` spends its time in while wrk loads `path`:
+    (share of the worker's samples that have the frame on the stack, frame), largest first."""
+    import collections
+    import threading
+
+    spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
+    worker = pathlib.Path(f"/proc/{node.proc.pid}/task/{node.proc.pid}/children").read_text().split()[0]
+    seconds = max(3, round(args.duration / args.rounds))
+    load = threading.Thread(target=wrk, args=(node.url + path, headers, seconds + 2, args.connections, args.threads))
+    load.start()
+    raw = pathlib.Path(tempfile.mkstemp(suffix=".txt")[1])
+    try:
+        time.sleep(1)
+        subprocess.run(
+            [
+                spy,
+                "record",
+                "-p",
+                worker,
+                "-d",
+                str(seconds),
+                "-r",
+                "250",
+                "-f",
+                "raw",
+                "-o",
+                str(raw),
+                "--nonblocking",
+            ],
+            capture_output=True,
+            check=False,
+            timeout=seconds + 30,
+        )
+        load.join()
+        counts: collections.Counter[str] = collections.Counter()
+        total = 0
+        for line in raw.read_text().splitlines():
+            stack, _, n = line.rpartition(" ")
+            total += int(n)
+            for frame in set(stack.split(";")):
+                if "coderapi/" in frame or "flask/app.py" in frame or "sqlalchemy/engine" in frame:
+                    counts[frame] += int(n)
+    finally:
+        raw.unlink(missing_ok=True)
+    return [(100 * n / total, frame) for frame, n in counts.most_common(15)] if total else []
+
+
 def worker_rss_mb(master_pid: int) -> list[float]:
     """Resident memory of each child of the gunicorn master, in MB."""
     out = []
@@ -332,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5, help="alternating runs per server and case (default 5)")
     ap.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL case")
     ap.add_argument("--output", type=pathlib.Path, default=ROOT / "BENCHMARKS.md")
+    ap.add_argument("--profile", action="store_true", help="also sample one real worker per case with py-spy")
     args = ap.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian package wrk)")
@@ -341,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pg_name, pg_url = create_pg_database() if any(c.database == "postgres" for c in cases) else ("", "")
     rows: list[tuple[Case, Result, Result]] = []
     rss: list[float] = []
+    profiles: dict[str, list[tuple[float, str]]] = {}
     served = 0
     try:
         with real_server(work, "sqlite", "") as sqlite_node:
@@ -368,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         if case.database == "sqlite":
                             served += real.requests
                         rows.append((case, real, floor))
+                        if args.profile:
+                            profiles[case.name] = profile_worker(node, case.path, hdrs, args)
                         print(
                             f"{case.name}: real {real.requests_per_sec:.0f} req/s, bare {floor.requests_per_sec:.0f}"
                             f" req/s, ratio {real.requests_per_sec / floor.requests_per_sec:.2f}",
@@ -394,6 +446,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     ok, section = report(rows, rss, served, args)
+    for name, top in profiles.items():
+        print(f"\npy-spy, {name}: share of one worker's busy samples (inclusive)")
+        for share, frame in top:
+            print(f"  {share:5.1f}%  {frame}")
     write_section(args.output, section)
     print(section)
     return 0 if ok else 1
