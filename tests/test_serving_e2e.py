@@ -214,3 +214,27 @@ def test_gunicorn_conf_serves_wsgi_app_with_the_same_settings(tmp_path: pathlib.
         assert "X-Coder-Request-Id" in headers
     finally:
         assert proc.stop() == 0
+
+
+def test_sighup_applies_a_changed_config_file(start_server: StartServer, tmp_path: pathlib.Path) -> None:
+    config = tmp_path / "coder.yaml"
+    config.write_text("networking:\n  accessURL: https://before.example.com\n")
+    server = start_server("--config", str(config), workers=1)
+    assert json.loads(get(server.url + "/api/v2/buildinfo")[2])["dashboard_url"] == "https://before.example.com"
+
+    config.write_text("networking:\n  accessURL: https://after.example.com\n")
+    server.signal(signal.SIGHUP)
+    wait_for(
+        lambda: json.loads(get(server.url + "/api/v2/buildinfo")[2])["dashboard_url"] == "https://after.example.com",
+        what="the new access URL after SIGHUP",
+    )
+
+    # A file that no longer loads keeps the running configuration.
+    config.write_text("networking:\n  accessURL: [not, a, url]\n  noSuchKey: 1\n")
+    before = workers_of(server.proc.pid)
+    server.signal(signal.SIGHUP)
+    wait_for(lambda: workers_of(server.proc.pid) and workers_of(server.proc.pid) != before, what="reloaded workers")
+    assert server.alive()
+    wait_http(server.url + "/healthz")
+    assert json.loads(get(server.url + "/api/v2/buildinfo")[2])["dashboard_url"] == "https://after.example.com"
+    assert "reload: keeping the running configuration" in server.output()
