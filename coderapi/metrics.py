@@ -5,13 +5,15 @@ writes its samples to files there and the exporter (in the gunicorn master) sums
 with any number of workers. Without that directory (tests, a single process) the app's own registry is
 exported.
 
-Other modules record through the small functions at the bottom (`auth_failure`, `rate_limited`,
-`csp_violation`, `observe_stats_refresh`); they do nothing when Prometheus is off, so call sites never
-check.
+The request hook counts every request by route, method and status, its latency, rate-limit refusals
+(429) and API-key refusals by reason (from the envelope of a response carrying `WWW-Authenticate`).
+Other modules record the rest through the small functions at the bottom (`csp_violation`,
+`observe_stats_refresh`); they do nothing when Prometheus is off, so call sites never check.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ from prometheus_client.exposition import start_wsgi_server
 from sqlalchemy import Engine, event
 
 from coderapi import logs
+from coderapi.httpmw import apikey
 
 EXTENSION_KEY = "coderapi.metrics"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -73,8 +76,8 @@ class Metrics:
         )
         self.rate_limited = Counter(
             "coderapi_rate_limited_requests_total",
-            "Requests refused by the API rate limiter, by what the budget was keyed on (user or ip).",
-            ["key"],
+            "Requests refused by the API rate limiter (429), by route.",
+            ["path"],
             registry=r,
         )
         self.csp_violations = Counter(
@@ -171,9 +174,49 @@ def _observe(resp: Response) -> Response:
     m: Metrics = current_app.extensions[EXTENSION_KEY]
     rule = request.url_rule
     path = route_label(rule.rule if rule is not None else None)
-    m.requests.labels(str(resp.status_code), request.method, path).inc()
+    status = resp.status_code
+    m.requests.labels(str(status), request.method, path).inc()
     m.latency.labels(request.method, path).observe(logs.request_duration())
+    if status == 429:
+        # Only the /api/v2 rate limiter answers 429.
+        m.rate_limited.labels(path).inc()
+    elif status in (401, 403) and apikey.WWW_AUTHENTICATE in resp.headers:
+        # Only the API-key check sets WWW-Authenticate (coderd's httpmw.ExtractAPIKey).
+        m.auth_failures.labels(auth_failure_reason(status, resp.get_data())).inc()
     return resp
+
+
+def _prefix(template: str) -> str:
+    return template.split("{", 1)[0]
+
+
+def auth_failure_reason(status: int, body: bytes) -> str:
+    """A bounded label for a refusal of the API-key check, from its envelope: missing, malformed,
+    invalid_key, invalid_secret, expired, inactive_user, internal_error, forbidden or other."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return "other"
+    if not isinstance(envelope, dict):
+        return "other"
+    message, detail = str(envelope.get("message", "")), str(envelope.get("detail", ""))
+    if status == 403:
+        return "forbidden"
+    if message == apikey.INTERNAL_ERROR_MESSAGE:
+        return "internal_error"
+    if message.startswith(_prefix(apikey.USER_NOT_ACTIVE_MESSAGE)):
+        return "inactive_user"
+    if detail == apikey.NO_TOKEN_DETAIL:
+        return "missing"
+    if detail.startswith(_prefix(apikey.BAD_FORMAT_DETAIL)):
+        return "malformed"
+    if detail == apikey.KEY_INVALID_DETAIL:
+        return "invalid_key"
+    if detail == apikey.SECRET_INVALID_DETAIL:
+        return "invalid_secret"
+    if detail.startswith(_prefix(apikey.EXPIRED_DETAIL)):
+        return "expired"
+    return "other"
 
 
 def _end(_exc: BaseException | None) -> None:
@@ -209,18 +252,18 @@ def of(app: Flask) -> Metrics | None:
 
 
 def auth_failure(reason: str) -> None:
-    """Count a request the API-key check refused (`reason`: missing, malformed, not_found, mismatch,
-    expired, …)."""
+    """Count a refusal by the API-key check. Responses carrying `WWW-Authenticate` are counted by the
+    request hook already; this is for refusals that do not reach a response."""
     m = _current()
     if m is not None:
         m.auth_failures.labels(reason).inc()
 
 
-def rate_limited(key: str) -> None:
-    """Count a 429 from the API rate limiter (`key`: "user" or "ip")."""
+def rate_limited(path: str) -> None:
+    """Count a refusal by the rate limiter outside the request hook (which counts every 429)."""
     m = _current()
     if m is not None:
-        m.rate_limited.labels(key).inc()
+        m.rate_limited.labels(path).inc()
 
 
 def csp_violation(directive: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import pathlib
 import urllib.request
 
@@ -11,7 +12,8 @@ from prometheus_client import generate_latest
 
 from coderapi import metrics
 from coderapi.database.engine import make_engine
-from tests.conftest import MakeApp, free_port
+from coderapi.database.users import User
+from tests.conftest import MakeApp, MakeToken, MakeUser, free_port
 
 
 def sample(m: metrics.Metrics, name: str, labels: dict[str, str] | None = None) -> float:
@@ -54,19 +56,68 @@ def test_route_label_uses_the_pattern_not_the_path(prom_app: Flask, owner_token:
     assert "/users/me/" not in text
 
 
-def test_auth_failures_are_counted_by_reason(prom_app: Flask) -> None:
+def test_auth_failures_are_counted_by_reason(
+    prom_app: Flask, member: User, make_user: MakeUser, make_token: MakeToken
+) -> None:
     client = prom_app.test_client()
-    client.get("/api/v2/deployment/ssh")
+    good = make_token(member)
+    key_id = good.split("-", 1)[0]
+    expired = make_token(member, expires_at=datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=1))
+    suspended = make_token(make_user("sus", status="suspended"))
+    requests = {
+        "missing": None,
+        "malformed": "no-dash-here-but-too-short",
+        "invalid_key": "abcdefghij-abcdefghijklmnopqrstuv",
+        "invalid_secret": f"{key_id}-{'x' * 22}",
+        "expired": expired,
+        "inactive_user": suspended,
+    }
+    for token in requests.values():
+        headers = {"Coder-Session-Token": token} if token else {}
+        assert client.get("/api/v2/deployment/ssh", headers=headers).status_code == 401
+    assert client.get("/api/v2/deployment/ssh", headers={"Coder-Session-Token": good}).status_code == 200
+    # A 403 from the RBAC check is not an API-key refusal.
+    assert client.get("/api/v2/deployment/config", headers={"Coder-Session-Token": good}).status_code == 403
+    m = of(prom_app)
+    for reason in requests:
+        assert sample(m, "coderapi_auth_failures_total", {"reason": reason}) == 1, reason
+    assert sample(m, "coderapi_auth_failures_total", {"reason": "other"}) == 0
+    assert sample(m, "coderapi_auth_failures_total", {"reason": "forbidden"}) == 0
     with prom_app.app_context():
         metrics.auth_failure("expired")
-    m = of(prom_app)
-    assert sample(m, "coderapi_auth_failures_total", {"reason": "expired"}) == 1
+    assert sample(m, "coderapi_auth_failures_total", {"reason": "expired"}) == 2
+
+
+def test_rate_limited_requests_are_counted_by_route(make_app: MakeApp) -> None:
+    app = make_app(argv=["--prometheus-enable", "--api-rate-limit", "2"])
+    client = app.test_client()
+    statuses = [client.get("/api/v2/buildinfo").status_code for _ in range(4)]
+    assert statuses.count(429) >= 1
+    m = of(app)
+    assert sample(m, "coderapi_rate_limited_requests_total", {"path": "/api/v2/buildinfo"}) == statuses.count(429)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "reason"),
+    [
+        (401, b"not json", "other"),
+        (401, b"[]", "other"),
+        (403, b'{"message":"x"}', "forbidden"),
+        (
+            401,
+            b'{"message":"An internal error occurred. Please try again or contact the system administrator."}',
+            "internal_error",
+        ),
+    ],
+)
+def test_auth_failure_reason_edges(status: int, body: bytes, reason: str) -> None:
+    assert metrics.auth_failure_reason(status, body) == reason
 
 
 def test_recording_functions(prom_app: Flask) -> None:
     with prom_app.app_context():
-        metrics.rate_limited("ip")
-        metrics.rate_limited("ip")
+        metrics.rate_limited("/api/v2/buildinfo")
+        metrics.rate_limited("/api/v2/buildinfo")
         metrics.csp_violation("script-src")
         metrics.csp_violation("")
     m = of(prom_app)
@@ -75,7 +126,7 @@ def test_recording_functions(prom_app: Flask) -> None:
     metrics.observe_stats_refresh(0.02, prom_app)
     with metrics.time_stats_refresh(prom_app):
         pass
-    assert sample(m, "coderapi_rate_limited_requests_total", {"key": "ip"}) == 2
+    assert sample(m, "coderapi_rate_limited_requests_total", {"path": "/api/v2/buildinfo"}) == 2
     assert sample(m, "coderapi_csp_violations_total", {"directive": "script-src"}) == 1
     assert sample(m, "coderapi_csp_violations_total", {"directive": "unknown"}) == 1
     assert sample(m, "coderapi_deployment_stats_refresh_seconds_count") - before >= 2
@@ -85,7 +136,7 @@ def test_recording_is_a_no_op_when_prometheus_is_off(app: Flask) -> None:
     assert metrics.of(app) is None
     with app.app_context():
         metrics.auth_failure("missing")
-        metrics.rate_limited("user")
+        metrics.rate_limited("/api/v2/buildinfo")
         metrics.csp_violation("img-src")
     metrics.observe_stats_refresh(1.0, app)
     metrics.auth_failure("outside any app")  # no app context: nothing to record, no error
