@@ -120,6 +120,8 @@ def test_recording_functions(prom_app: Flask) -> None:
         metrics.rate_limited("/api/v2/buildinfo")
         metrics.csp_violation("script-src")
         metrics.csp_violation("")
+        metrics.csp_violation("Script-Src 'self' https://x")
+        metrics.csp_violation("made-up-" * 20)
     m = of(prom_app)
     # The app's stats cache records its own refreshes in the background too.
     before = sample(m, "coderapi_deployment_stats_refresh_seconds_count")
@@ -127,7 +129,8 @@ def test_recording_functions(prom_app: Flask) -> None:
     with metrics.time_stats_refresh(prom_app):
         pass
     assert sample(m, "coderapi_rate_limited_requests_total", {"path": "/api/v2/buildinfo"}) == 2
-    assert sample(m, "coderapi_csp_violations_total", {"directive": "script-src"}) == 1
+    assert sample(m, "coderapi_csp_violations_total", {"directive": "script-src"}) == 2
+    assert sample(m, "coderapi_csp_violations_total", {"directive": "other"}) == 1
     assert sample(m, "coderapi_csp_violations_total", {"directive": "unknown"}) == 1
     assert sample(m, "coderapi_deployment_stats_refresh_seconds_count") - before >= 2
 
