@@ -3,6 +3,7 @@ logs, TLS, limits, SIGHUP reload and graceful SIGTERM."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import http.client
 import json
 import pathlib
@@ -64,6 +65,10 @@ def counter(text: str, name: str, **labels: str) -> float:
 def test_server_health_metrics_across_workers_and_json_logs(start_server: StartServer, tmp_path: pathlib.Path) -> None:
     prom = free_port()
     log = tmp_path / "server.json"
+    # The operator's multiprocess directory is used (and emptied of stale samples first).
+    multiproc = tmp_path / "prometheus"
+    multiproc.mkdir()
+    (multiproc / "counter_99999.db").write_bytes(b"stale")
     server = start_server(
         "--prometheus-enable",
         "--prometheus-address",
@@ -72,8 +77,10 @@ def test_server_health_metrics_across_workers_and_json_logs(start_server: StartS
         str(log),
         "--swagger-enable",
         workers=2,
+        env={"PROMETHEUS_MULTIPROC_DIR": str(multiproc)},
     )
     wait_for(lambda: len(workers_of(server.proc.pid)) == 2, what="two workers")
+    assert not (multiproc / "counter_99999.db").exists()
 
     status, headers, body = get(server.url + "/healthz")
     assert (status, body, headers["Content-Type"]) == (200, b"OK", "text/plain; charset=utf-8")
@@ -83,12 +90,13 @@ def test_server_health_metrics_across_workers_and_json_logs(start_server: StartS
     assert len(json.loads(body)["paths"]) == 10
 
     # Each request on a new connection: the sync workers share them.
-    n = 40
-    request_ids = set()
-    for _ in range(n):
-        status, headers, _body = get(server.url + "/api/v2/buildinfo")
-        assert status == 200
-        request_ids.add(headers["X-Coder-Request-Id"])
+    # Concurrent clients, each request on a new connection: both sync workers serve some.
+    n = 120
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _i: get(server.url + "/api/v2/buildinfo"), range(n)))
+    assert [a[0] for a in answers] == [200] * n
+    request_ids = {a[1]["X-Coder-Request-Id"] for a in answers}
+    assert len(request_ids) == n
     assert get(server.url + "/api/v2/deployment/ssh")[0] == 401
 
     # A token made with the CLI on the server's database, sent in the header and in the query.
@@ -105,6 +113,9 @@ def test_server_health_metrics_across_workers_and_json_logs(start_server: StartS
 
     wait_http(f"http://127.0.0.1:{prom}/metrics")
     text = scrape(prom)
+    # Each worker wrote its own samples; the exporter summed them.
+    pids = {int(p.stem.rsplit("_", 1)[1]) for p in multiproc.glob("counter_*.db")}
+    assert pids == workers_of(server.proc.pid)
     assert counter(text, "coderd_api_requests_processed_total", code="200", method="GET", path="/api/v2/buildinfo") == n
     assert (
         counter(text, "coderd_api_requests_processed_total", code="401", method="GET", path="/api/v2/deployment/ssh")
