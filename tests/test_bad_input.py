@@ -826,3 +826,14 @@ def test_upgrade_headers_are_routed_like_any_request(
     assert_envelope(resp.status_code, resp.headers, resp.data, ROUTE_NOT_FOUND)
     resp = client.put("/api/v2/buildinfo", headers=headers)
     assert_envelope(resp.status_code, resp.headers, resp.data, METHOD_NOT_ALLOWED)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/swagger", "/swagger/", "/swagger/doc.json", "/swagger/index.html"])
+def test_every_wrong_method_outside_the_api(client: FlaskClient, path: str) -> None:
+    for method in ("POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "FOO"):
+        resp = client.open(path, method=method)
+        assert resp.status_code == 405, (method, path, resp.status_code)
+        assert resp.headers["Allow"] == "GET"
+        assert_envelope(resp.status_code, resp.headers, resp.data, METHOD_NOT_ALLOWED)
+    resp = client.head(path)
+    assert resp.status_code == 405 and resp.headers["Allow"] == "GET"
