@@ -52,7 +52,7 @@ cluster: install system
 # "HTTP" section of BENCHMARKS.md.
 .PHONY: bench
 bench: install system
-	$(PY) scripts/bench.py
+	$(PY) scripts/bench.py --profile
 
 # 5 minutes of mixed traffic at concurrency 64 against 2 workers on PostgreSQL; every status checked,
 # worker RSS growth under 10%. Writes the "Soak" section of BENCHMARKS.md.

@@ -450,9 +450,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\npy-spy, {name}: share of one worker's busy samples (inclusive)")
         for share, frame in top:
             print(f"  {share:5.1f}%  {frame}")
+    if profiles:
+        section += hot_spots(profiles)
     write_section(args.output, section)
     print(section)
     return 0 if ok else 1
+
+
+# Frames every request passes through; they say nothing about where the time goes.
+WRAPPER_FRAMES = (
+    "cli/server.py",
+    "coderapi/serving.py",
+    "Healthz.__call__",
+    "SingleSlash.__call__",
+    "RequestTimer.__call__",
+    "register.<locals>.<lambda>",
+    "flask/app.py",
+)
+
+
+def hot_spots(profiles: dict[str, list[tuple[float, str]]]) -> str:
+    """A markdown list of each case's largest coderapi / SQLAlchemy frames (py-spy, one real worker)."""
+    lines = [
+        "",
+        "Where a real worker's time goes (`--profile`: py-spy, share of the worker's busy samples with the "
+        "frame on the stack; the rest is gunicorn's HTTP parsing and socket work, and Flask):",
+        "",
+    ]
+    for name, top in profiles.items():
+        frames = [(share, frame) for share, frame in top if not any(w in frame for w in WRAPPER_FRAMES)][:5]
+        listed = "; ".join(f"{frame.split(' (', 1)[0]} {share:.0f}%" for share, frame in frames) or "none above 1%"
+        lines.append(f"- {name}: {listed}")
+    return "\n".join(lines) + "\n"
 
 
 def report(rows: list[tuple[Case, Result, Result]], rss: list[float], served: int, args: Any) -> tuple[bool, str]:
