@@ -177,7 +177,11 @@ class APIKeyQueries:
         postgres = dialect.name == "postgresql"
         sql = _compiled_key_with_user(dialect)
         args: Any = {"key_id": key_id} if postgres else (key_id,)
-        raw = self.engine.raw_connection()
+        try:
+            # The pool hands over the driver's own error when it cannot connect (the database is down).
+            raw = self.engine.raw_connection()
+        except dialect.loaded_dbapi.Error as err:
+            raise DBAPIError.instance(sql, [key_id], err, dialect.loaded_dbapi.Error) from err
         try:
             driver: Any = raw.driver_connection
             if postgres:
