@@ -340,3 +340,19 @@ def test_worker_sigkill_under_load(tmp_path: pathlib.Path) -> None:
         output = server.process.output()
         assert "status=200" in output
         assert re.search(r"status=5\d\d", output) is None
+
+
+def test_key_lookup_with_the_database_unreachable_raises_sqlalchemy_errors(tmp_path: pathlib.Path) -> None:
+    """The token check handles SQLAlchemy's errors; the key lookup's own connection must not leak the
+    driver's (an unreachable PostgreSQL answered authenticated requests with an unhandled 500)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from coderapi.database import Store
+
+    for url in (f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere", f"sqlite:///{tmp_path}/missing/dir/x.db"):
+        store = Store(url)
+        try:
+            with pytest.raises(SQLAlchemyError):
+                store.get_api_key_with_user("aaaaaaaaaa")
+        finally:
+            store.close()
