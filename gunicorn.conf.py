@@ -17,10 +17,8 @@ _settings = _Settings.from_environ(_environ)
 _logs.configure_from_values(_values)
 _serving.migrate(_values, _settings)
 
-_address = _serving.prometheus_address(_values)
-_export = _serving.MetricsExport(_address) if _address else None
-if _export is not None:
-    _export.prepare(_environ)
+# SIGHUP executes this file again: the exporter and its sample directory are the first run's.
+_export = _serving.master_export(_serving.prometheus_address(_values), _environ)
 
 globals().update({k: v for k, v in _serving.gunicorn_options(_values, _settings).items() if v is not None})
 globals().update(_serving.hooks(_export))

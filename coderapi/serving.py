@@ -250,12 +250,27 @@ class MetricsExport:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
+_MASTER_EXPORT: list[MetricsExport] = []
+
+
+def master_export(address: str, environ: Mapping[str, str]) -> MetricsExport | None:
+    """The master's one MetricsExport, prepared on first use. gunicorn executes its config file again on
+    SIGHUP; the exporter and its directory stay those of the first run (a new address needs a restart)."""
+    if not address:
+        return None
+    if not _MASTER_EXPORT:
+        export = MetricsExport(address)
+        export.prepare(environ)
+        _MASTER_EXPORT.append(export)
+    return _MASTER_EXPORT[0]
+
+
 def hooks(export: MetricsExport | None) -> dict[str, Callable[..., None]]:
     """gunicorn server hooks: the exporter starts once the master is ready, dead workers' gauges are
     dropped, and everything is cleaned up on exit."""
 
     def when_ready(server: Any) -> None:
-        if export is None:
+        if export is None or export.exporter is not None:
             return
         try:
             export.start()
@@ -303,10 +318,7 @@ def run(values: Any, resolve: Callable[[], Any], settings: Settings, environ: Ma
 
     Raises ServingError before anything is bound."""
     options = gunicorn_options(values, settings)
-    address = prometheus_address(values)
-    export = MetricsExport(address) if address else None
-    if export is not None:
-        export.prepare(environ)
+    export = master_export(prometheus_address(values), environ)
     options.update(hooks(export))
     app = ServerApplication(values, settings, options, resolve)
     master = os.getpid()

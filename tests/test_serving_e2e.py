@@ -207,22 +207,40 @@ def test_tls_listener(start_server: StartServer, tmp_path: pathlib.Path) -> None
 
 
 def test_gunicorn_conf_serves_wsgi_app_with_the_same_settings(tmp_path: pathlib.Path) -> None:
-    port = free_port()
+    port, prom = free_port(), free_port()
     env = child_env(
         {
             "CODER_HTTP_ADDRESS": f"127.0.0.1:{port}",
+            "CODER_PROMETHEUS_ENABLE": "true",
+            "CODER_PROMETHEUS_ADDRESS": f"127.0.0.1:{prom}",
             "CODERAPI_DATA_DIR": str(tmp_path / "data"),
             "CODERAPI_WORKERS": "2",
         }
     )
     gunicorn = str(pathlib.Path(sys.executable).parent / "gunicorn")
     proc = ChildProcess([gunicorn, "-c", "gunicorn.conf.py", "wsgi:app"], env, tmp_path / "gunicorn.out", cwd=ROOT)
+    url = f"http://127.0.0.1:{port}/api/v2/buildinfo"
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", alive=proc.alive)
         wait_for(lambda: len(workers_of(proc.proc.pid)) == 2, what="two workers")
-        status, headers, body = get(f"http://127.0.0.1:{port}/api/v2/buildinfo")
+        status, headers, body = get(url)
         assert status == 200 and json.loads(body)["deployment_id"]
         assert "X-Coder-Request-Id" in headers
+        assert "coderapi.workers.SyncWorker" in proc.output()
+
+        # SIGHUP runs gunicorn.conf.py again: the exporter and its samples carry on.
+        before = workers_of(proc.proc.pid)
+        proc.signal(signal.SIGHUP)
+        wait_for(lambda: len(workers_of(proc.proc.pid) - before) == 2, what="new workers after SIGHUP")
+        wait_for(lambda: not (workers_of(proc.proc.pid) & before), what="old workers gone")
+        for _ in range(5):
+            assert get(url)[0] == 200
+        wait_http(f"http://127.0.0.1:{prom}/metrics")
+        text = scrape(prom)
+        assert (
+            counter(text, "coderd_api_requests_processed_total", code="200", method="GET", path="/api/v2/buildinfo")
+            == 6
+        )
     finally:
         assert proc.stop() == 0
 
