@@ -821,6 +821,10 @@ def test_upgrade_headers_are_routed_like_any_request(
         sent = {**headers, TOKEN_HEADER: owner_token} if needs_token else dict(headers)
         body = b'{"csp-report":{"a":1}}' if method == "POST" else None
         resp = client.open(path, method=method, headers=sent, data=body)
+        if path == "/api/v2/deployment/stats" and resp.status_code == 400:
+            # Before the first computation is cached.
+            assert_envelope(400, resp.headers, resp.data, "Deployment stats are still processing!")
+            continue
         assert resp.status_code == 200, (path, resp.status_code, resp.data)
     resp = client.get("/api/v2/nope", headers=headers)
     assert_envelope(resp.status_code, resp.headers, resp.data, ROUTE_NOT_FOUND)
