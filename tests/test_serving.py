@@ -188,22 +188,27 @@ def test_host_port(value: object, text: str) -> None:
     assert serving.host_port(value) == text
 
 
-def test_multiprocess_dir_is_emptied(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_multiprocess_dir_is_emptied(tmp_path: pathlib.Path) -> None:
+    import os
+
+    from prometheus_client import values
+
     from coderapi import metrics
 
-    monkeypatch.delenv(metrics.MULTIPROC_ENV, raising=False)
+    # prepare() sets the process environment itself (the workers inherit it): restore it by hand.
+    original = os.environ.pop(metrics.MULTIPROC_ENV, None)
     stale = tmp_path / "counter_123.db"
     stale.write_bytes(b"x")
     export = serving.MetricsExport("127.0.0.1:0")
-    export.prepare({metrics.MULTIPROC_ENV: str(tmp_path)})
     try:
+        export.prepare({metrics.MULTIPROC_ENV: str(tmp_path)})
         assert not stale.exists()
         assert metrics.multiprocess_dir() == str(tmp_path)
         assert not export.owns_directory
     finally:
-        monkeypatch.delenv(metrics.MULTIPROC_ENV, raising=False)
-        from prometheus_client import values
-
+        os.environ.pop(metrics.MULTIPROC_ENV, None)
+        if original is not None:
+            os.environ[metrics.MULTIPROC_ENV] = original
         values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     export.stop()
     assert tmp_path.exists()
