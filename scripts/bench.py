@@ -516,9 +516,9 @@ def report(rows: list[tuple[Case, Result, Result]], rss: list[float], served: in
         ok &= met
         lines.append(
             f"| {case.name} | {real.requests_per_sec:.0f} | {bare.requests_per_sec:.0f} | "
-            f"{ratio:.2f} (≥ {case.target:.2f}) {'✅' if ratio >= case.target else '❌'} | "
+            f"{ratio:.3f} (≥ {case.target:.2f}) {'✅' if ratio >= case.target else '❌'} | "
             f"{real.p50_ms:.2f} | {bare.p50_ms:.2f} | {real.p99_ms:.2f} | {bare.p99_ms:.2f} | "
-            f"{p99_ratio:.2f} {'✅' if p99_ratio <= P99_FACTOR else '❌'} | {real.errors} |"
+            f"{p99_ratio:.3f} {'✅' if p99_ratio <= P99_FACTOR else '❌'} | {real.errors} |"
         )
     if rss:
         worst = max(rss)
