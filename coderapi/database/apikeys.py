@@ -75,6 +75,15 @@ _KEY_WITH_USER = (
 )
 
 
+class _Disconnected(Exception):
+    """The server dropped a pooled connection."""
+
+    def __init__(self, sql: str, err: Exception) -> None:
+        super().__init__(str(err))
+        self.sql = sql
+        self.err = err
+
+
 @functools.cache
 def _compiled_key_with_user(dialect: Dialect) -> str:
     """The hot query's SQL text for this dialect (`?` on SQLite, `%(key_id)s` on psycopg)."""
@@ -172,7 +181,23 @@ class APIKeyQueries:
     def get_api_key_with_user(self, key_id: str) -> tuple[APIKey, User] | None:
         """The key with this id and its user (deleted or not), in one query and, on PostgreSQL, one
         round trip: the read runs in autocommit, so no BEGIN goes before it and no ROLLBACK after.
-        Raises SQLAlchemyError (DBAPIError) when the database fails."""
+
+        The pool does not ping connections before use (a round trip per request); a pooled connection
+        the server has dropped (a database restart) is discarded with the rest of the pool and the
+        query tried once more on a fresh one. Raises SQLAlchemyError (DBAPIError) when the database
+        fails."""
+        dialect = self.engine.dialect
+        try:
+            return self._key_with_user_once(key_id)
+        except _Disconnected:
+            self.engine.dispose()
+        try:
+            return self._key_with_user_once(key_id)
+        except _Disconnected as gone:
+            orig: Exception = gone.err
+            raise DBAPIError.instance(gone.sql, [key_id], orig, dialect.loaded_dbapi.Error) from gone.err
+
+    def _key_with_user_once(self, key_id: str) -> tuple[APIKey, User] | None:
         dialect = self.engine.dialect
         postgres = dialect.name == "postgresql"
         sql = _compiled_key_with_user(dialect)
@@ -192,9 +217,12 @@ class APIKeyQueries:
                 row = cur.fetchone()
                 cur.close()
             finally:
-                if postgres:
+                if postgres and not driver.closed:
                     driver.autocommit = False
         except dialect.loaded_dbapi.Error as err:
+            if dialect.is_disconnect(err, raw.dbapi_connection, None):
+                raw.invalidate(err)
+                raise _Disconnected(sql, err) from err
             # The exception SQLAlchemy itself would raise, so callers handle one kind of database error.
             orig: Exception = err
             raise DBAPIError.instance(sql, [key_id], orig, dialect.loaded_dbapi.Error) from err

@@ -27,7 +27,9 @@ def sqlite_url(path: str) -> str:
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:
     """An engine for `url`. SQLite gets WAL mode, a busy timeout and foreign keys on every connection,
-    so several gunicorn workers share one file safely; PostgreSQL gets a pre-pinged pool."""
+    so several gunicorn workers share one file safely. PostgreSQL connections are not pinged before
+    use (that would add a round trip to every request): SQLAlchemy discards the pool when a query meets
+    a dropped connection, and the hot key lookup retries once on a fresh one."""
     sa_url = make_url(sqlalchemy_url(url))
     kwargs: dict[str, Any] = {}
     if sa_url.get_backend_name() == "sqlite":
@@ -36,7 +38,7 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engi
         kwargs.update(
             pool_size=pool_size,
             max_overflow=max_overflow,
-            pool_pre_ping=True,
+            pool_recycle=1800,
             # A stopped database must fail requests quickly instead of hanging them.
             pool_timeout=5,
             connect_args={"connect_timeout": 5},

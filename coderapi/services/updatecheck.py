@@ -171,19 +171,17 @@ class UpdateChecker:
 
     def latest(self) -> UpdateCheckResult | None:
         """The stored result (None when no check has ever succeeded), read at most every few
-        seconds. While the database is unreachable, the last result read is answered (a public
-        endpoint keeps working through an outage). Raises ValueError for a stored value that does
-        not parse, and the database's error when nothing was ever read."""
+        seconds. While the database is unreachable, the last result read is answered, or None when
+        this process has read none yet (a public endpoint keeps working through an outage, as if no
+        check had succeeded). Raises ValueError for a stored value that does not parse."""
         cached = self._cached
         if cached is not None and time.monotonic() - cached[0] < READ_CACHE_SECONDS:
             return cached[1]
         try:
             text = self.store.get_site_config(LAST_UPDATE_CHECK_KEY)
         except SQLAlchemyError as err:
-            if self._last_read is None:
-                raise
             log.warning("update check: database unreachable, answering the last result read: %s", type(err).__name__)
-            return self._last_read[0]
+            return self._last_read[0] if self._last_read is not None else None
         result = UpdateCheckResult.loads(text) if text is not None else None
         self._cached = (time.monotonic(), result)
         self._last_read = (result,)
