@@ -17,6 +17,10 @@ def install(app: Flask) -> None:
         values = runtime().values
         realip = RealIPConfig.parse(values.get("proxy_trusted_origins"), values.get("proxy_trusted_headers"))
     app.wsgi_app = SingleSlash(app.wsgi_app)  # type: ignore[method-assign]
-    app.before_request(attach_request_id)
-    app.before_request(lambda: extract_real_ip(realip))
+
+    def begin() -> None:
+        attach_request_id()
+        extract_real_ip(realip)
+
+    app.before_request(begin)
     app.after_request(add_common_headers)

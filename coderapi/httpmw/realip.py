@@ -7,6 +7,7 @@ of a comma list; `host:port` accepted). Otherwise the peer address is the client
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,17 +38,24 @@ class RealIPConfig:
         return cls(tuple(nets), tuple(h.strip() for h in headers if h.strip()))
 
     def client_ip(self, peer: str, header_values: dict[str, str]) -> str:
-        peer_ip = parse_ip(peer)
+        peer_ip, peer_text = _peer(peer)
         if peer_ip is None:
-            return "0.0.0.0"
-        if any(peer_ip in net for net in self.trusted_origins):
+            return peer_text
+        if self.trusted_origins and any(peer_ip in net for net in self.trusted_origins):
             for name in self.trusted_headers:
                 value = header_values.get(name)
                 if value:
                     found = parse_ip(value.split(",", 1)[0].strip())
                     if found is not None:
                         return str(found)
-        return str(peer_ip)
+        return peer_text
+
+
+@functools.lru_cache(maxsize=4096)
+def _peer(peer: str) -> tuple[IPAddress | None, str]:
+    """The TCP peer's IP and its text ("0.0.0.0" when unparseable), cached: peers repeat."""
+    ip = parse_ip(peer)
+    return ip, str(ip) if ip is not None else "0.0.0.0"
 
 
 def parse_ip(text: str) -> IPAddress | None:
