@@ -93,3 +93,15 @@ def test_nodes_starting_together_on_postgres_agree_on_the_deployment_id() -> Non
             s.close()
     finally:
         services.drop_pg_database(name)
+
+
+def test_key_lookup_rows_map_onto_the_dataclasses_by_position() -> None:
+    """The hot key lookup builds APIKey and User from row positions: table order must be field order."""
+    from dataclasses import fields
+
+    from coderapi.database.apikeys import APIKey
+    from coderapi.database.tables import api_keys, users
+    from coderapi.database.users import User
+
+    assert [f.name for f in fields(APIKey)] == [c.name for c in api_keys.c]
+    assert [f.name for f in fields(User)] == [c.name for c in users.c]

@@ -90,52 +90,53 @@ def _compiled_key_with_user(dialect: Dialect) -> str:
     return str(_KEY_WITH_USER.compile(dialect=dialect))
 
 
-def _sqlite_time(value: str | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+def _sqlite_time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
 
 
 def _key_user_from_sqlite(row: Sequence[Any]) -> tuple[APIKey, User]:
     """Columns as SQLAlchemy stores them in SQLite: UUIDs as 32 hex digits, times as UTC text, JSON
-    as text, booleans as 0/1."""
-    k = dict(zip(_KEY_COLUMNS, row[: len(_KEY_COLUMNS)], strict=True))
-    u = dict(zip(_USER_COLUMNS, row[len(_KEY_COLUMNS) :], strict=True))
+    as text, booleans as 0/1. The row holds the api_keys columns then the users columns, in table
+    order (which is also the dataclasses' field order)."""
+    (kid, secret, user_id, last_used, expires_at, k_created, k_updated, k_login, lifetime, ip, name, scopes,
+     uid, email, username, status, roles, u_login, u_created, u_updated, seen, deleted) = row  # fmt: skip
     key = APIKey(
-        id=k["id"],
-        hashed_secret=bytes(k["hashed_secret"]),
-        user_id=uuid.UUID(hex=k["user_id"]),
-        last_used=_sqlite_time(k["last_used"]),  # type: ignore[arg-type]
-        expires_at=_sqlite_time(k["expires_at"]),  # type: ignore[arg-type]
-        created_at=_sqlite_time(k["created_at"]),  # type: ignore[arg-type]
-        updated_at=_sqlite_time(k["updated_at"]),  # type: ignore[arg-type]
-        login_type=k["login_type"],
-        lifetime_seconds=int(k["lifetime_seconds"]),
-        ip_address=k["ip_address"],
-        token_name=k["token_name"],
-        scopes=tuple(json.loads(k["scopes"]) or ()),
+        kid,
+        bytes(secret),
+        uuid.UUID(hex=user_id),
+        _sqlite_time(last_used),
+        _sqlite_time(expires_at),
+        _sqlite_time(k_created),
+        _sqlite_time(k_updated),
+        k_login,
+        int(lifetime),
+        ip,
+        name,
+        tuple(json.loads(scopes) or ()),
     )
     user = User(
-        id=uuid.UUID(hex=u["id"]),
-        email=u["email"],
-        username=u["username"],
-        status=u["status"],
-        rbac_roles=tuple(json.loads(u["rbac_roles"]) or ()),
-        login_type=u["login_type"],
-        created_at=_sqlite_time(u["created_at"]),  # type: ignore[arg-type]
-        updated_at=_sqlite_time(u["updated_at"]),  # type: ignore[arg-type]
-        last_seen_at=_sqlite_time(u["last_seen_at"]),
-        deleted=bool(u["deleted"]),
+        uuid.UUID(hex=uid),
+        email,
+        username,
+        status,
+        tuple(json.loads(roles) or ()),
+        u_login,
+        _sqlite_time(u_created),
+        _sqlite_time(u_updated),
+        _sqlite_time(seen) if seen is not None else None,
+        bool(deleted),
     )
     return key, user
 
 
 def _key_user_from_postgres(row: Sequence[Any]) -> tuple[APIKey, User]:
     """psycopg already gives UUIDs, aware times and decoded JSON."""
-    k = dict(zip(_KEY_COLUMNS, row[: len(_KEY_COLUMNS)], strict=True))
-    u = dict(zip(_USER_COLUMNS, row[len(_KEY_COLUMNS) :], strict=True))
-    k["hashed_secret"] = bytes(k["hashed_secret"])
-    k["scopes"] = tuple(k["scopes"] or ())
-    u["rbac_roles"] = tuple(u["rbac_roles"] or ())
-    return APIKey(**k), User(**u)
+    n = len(_KEY_COLUMNS)
+    k, u = list(row[:n]), list(row[n:])
+    k[1] = bytes(k[1])
+    k[11] = tuple(k[11] or ())
+    u[4] = tuple(u[4] or ())
+    return APIKey(*k), User(*u)
 
 
 class APIKeyQueries:

@@ -102,28 +102,37 @@ def _config() -> AuthConfig:
 
 def token_from_request() -> str:
     """The session token, from the first non-empty source in coderd's order (cookie, query
-    `coder_session_token`, header, `Authorization: Bearer`, query `access_token`); "" when none."""
-    token = request.cookies.get(SESSION_TOKEN_COOKIE, "")
+    `coder_session_token`, header, `Authorization: Bearer`, query `access_token`); "" when none.
+
+    Reads the WSGI environ directly and parses the cookie header and the query string only when
+    they could hold a token: this runs on every authenticated request."""
+    env = request.environ
+    if SESSION_TOKEN_COOKIE in env.get("HTTP_COOKIE", ""):
+        token = request.cookies.get(SESSION_TOKEN_COOKIE, "")
+        if token:
+            return token
+    has_query = bool(env.get("QUERY_STRING"))
+    if has_query:
+        token = request.args.get(SESSION_TOKEN_QUERY, "")
+        if token:
+            return token
+    token = _header_text(env.get("HTTP_CODER_SESSION_TOKEN", "")).strip()
     if token:
         return token
-    token = request.args.get(SESSION_TOKEN_QUERY, "")
-    if token:
-        return token
-    token = _header_text(request.headers.get(SESSION_TOKEN_HEADER, "")).strip()
-    if token:
-        return token
-    authz = _header_text(request.headers.get("Authorization", "")).strip()
+    authz = _header_text(env.get("HTTP_AUTHORIZATION", "")).strip()
     if authz[:7].lower() == "bearer ":
         token = authz[7:].strip()
         if token:
             return token
-    return request.args.get(ACCESS_TOKEN_QUERY, "").strip()
+    return request.args.get(ACCESS_TOKEN_QUERY, "").strip() if has_query else ""
 
 
 def _header_text(value: str) -> str:
     """A header value as the text its bytes spell: WSGI hands headers over decoded as latin-1, so a
     UTF-8 token would otherwise count two characters (and bytes) per non-ASCII byte, where coderd
     counts the bytes on the wire."""
+    if value.isascii():
+        return value
     try:
         return value.encode("latin-1").decode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
