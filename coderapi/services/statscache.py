@@ -14,9 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -26,6 +24,7 @@ from coderapi.database import Store
 from coderapi.database.stats import AgentStatsSummary, WorkspaceStatusCounts
 from coderapi.httpapi.jsonwire import encode
 from coderapi.sdk.stats import deployment_stats_schema
+from coderapi.services.loop import BackgroundLoop
 
 if TYPE_CHECKING:
     from coderapi.runtime import Runtime
@@ -130,12 +129,14 @@ def _aware(text: str) -> dt.datetime:
     return at
 
 
-class DeploymentStatsCache:
+class DeploymentStatsCache(BackgroundLoop):
     """Holds the latest deployment stats and their encoded response body.
 
     `start()` runs the refresh loop in a daemon thread of the calling process; `ensure_running()`
     restarts it in a forked child, where the parent's thread does not exist. `stop()` ends it.
     """
+
+    thread_name = "deployment-stats"
 
     def __init__(
         self,
@@ -146,6 +147,7 @@ class DeploymentStatsCache:
         clock: Clock = utcnow,
         on_refresh: Callable[[float], None] | None = None,
     ) -> None:
+        super().__init__()
         self.store = store
         self.interval = interval
         self.usage = usage
@@ -154,10 +156,6 @@ class DeploymentStatsCache:
         self.computed = 0  # refreshes this cache ran itself (the rest were adopted)
         self._snapshot: DeploymentStatsSnapshot | None = None
         self._body: bytes | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        self._lock = threading.Lock()
 
     # What the endpoint reads.
 
@@ -233,34 +231,6 @@ class DeploymentStatsCache:
         self._snapshot = snapshot
 
     # The background thread.
-
-    def start(self) -> None:
-        """Start the refresh loop in this process (a no-op while it runs here)."""
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-                return
-            self._stop = threading.Event()
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="deployment-stats", daemon=True)
-            self._thread.start()
-
-    def ensure_running(self) -> None:
-        """Restart the loop in a forked child, whose copy of the parent's thread never runs."""
-        if self._pid != os.getpid():
-            self._lock = threading.Lock()
-            self.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """End the loop and wait for it (a refresh in flight finishes first)."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-            self._stop.set()
-        if thread is not None and thread.is_alive() and self._pid == os.getpid():
-            thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
         stop = self._stop

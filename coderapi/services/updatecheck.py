@@ -12,7 +12,6 @@ import datetime as dt
 import ipaddress
 import json
 import logging
-import os
 import threading
 import time
 import urllib.error
@@ -27,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from coderapi import semver
 from coderapi.database import Store
 from coderapi.sdk.stats import rfc3339
+from coderapi.services.loop import BackgroundLoop
 
 if TYPE_CHECKING:
     from coderapi.runtime import Runtime
@@ -133,12 +133,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class UpdateChecker:
+class UpdateChecker(BackgroundLoop):
     """Checks the release feed in a daemon thread and reads the shared result for the endpoint.
 
     `start()` runs the loop in the calling process, `ensure_running()` restarts it after a fork,
     `stop()` ends it. `settled` is set once the first step has finished, whatever its outcome.
     """
+
+    thread_name = "update-check"
 
     def __init__(
         self,
@@ -151,6 +153,7 @@ class UpdateChecker:
         timeout: float = TIMEOUT_SECONDS,
         clock: Clock = utcnow,
     ) -> None:
+        super().__init__()
         self.store = store
         self.feed_url = feed_url
         self.build_version = build_version
@@ -164,10 +167,6 @@ class UpdateChecker:
         # The last result read from the database, kept through database outages (None: never read).
         self._last_read: tuple[UpdateCheckResult | None] | None = None
         self._notified = ""
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        self._lock = threading.Lock()
 
     def latest(self) -> UpdateCheckResult | None:
         """The stored result (None when no check has ever succeeded), read at most every few
@@ -235,28 +234,9 @@ class UpdateChecker:
 
     # The background thread.
 
-    def start(self) -> None:
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-                return
-            self._stop = threading.Event()
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="update-check", daemon=True)
-            self._thread.start()
-
-    def ensure_running(self) -> None:
-        """Restart the loop in a forked child, whose copy of the parent's thread never runs."""
-        if self._pid != os.getpid():
-            self._lock = threading.Lock()
-            self.start()
-
     def stop(self, timeout: float = 5.0) -> None:
         """End the loop; a feed request in flight is abandoned (the thread is a daemon)."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-            self._stop.set()
-        if thread is not None and thread.is_alive() and self._pid == os.getpid():
-            thread.join(timeout)
+        super().stop(timeout)
 
     def _run(self) -> None:
         stop = self._stop
