@@ -15,6 +15,9 @@ def add_common_headers(resp: Response) -> Response:
     if rid:
         resp.headers[REQUEST_ID_HEADER] = rid
     resp.headers[BUILD_VERSION_HEADER] = runtime().build.version
+    if g.get("cors_preflight"):
+        # Answered by the CORS layer, which sits before nosniff and CSRF in coderd's stack.
+        return resp
     resp.headers["X-Content-Type-Options"] = "nosniff"
     # CORS and CSRF each add their own Vary line in coderd.
     resp.headers.add("Vary", "Origin")

@@ -74,8 +74,5 @@ def reject_implicit_methods() -> None:
     """werkzeug answers HEAD (and OPTIONS) on every GET route by itself; coderd's chi does not, so
     those get 405 like any other method the route lacks. CORS preflights are answered earlier."""
     rule = request.url_rule
-    if rule is None or request.method not in ("HEAD", "OPTIONS"):
-        return
-    methods = set(rule.methods or ())
-    if request.method == "OPTIONS" or request.method == "HEAD":
-        raise MethodNotAllowed(valid_methods=sorted(methods - {"HEAD", "OPTIONS"}))
+    if rule is not None and request.method in ("HEAD", "OPTIONS"):
+        raise MethodNotAllowed(valid_methods=sorted(set(rule.methods or ()) - {"HEAD", "OPTIONS"}))
