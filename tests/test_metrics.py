@@ -195,3 +195,20 @@ def test_exporter_serves_the_registry(prom_app: Flask) -> None:
     finally:
         exporter.stop()
     assert 'coderd_api_requests_processed_total{code="200",method="GET",path="/api/v2/buildinfo"} 1.0' in body
+
+
+def test_csp_reports_are_counted_by_directive(prom_app: Flask, owner_token: str) -> None:
+    client = prom_app.test_client()
+    headers = {"Coder-Session-Token": owner_token, "Content-Type": "application/csp-report"}
+    reports = [
+        b'{"csp-report":{"effective-directive":"img-src","violated-directive":"img-src https:"}}',
+        b'{"csp-report":{"violated-directive":"script-src"}}',
+        b'{"csp-report":{}}',
+    ]
+    for body in reports:
+        assert client.post("/api/v2/csp/reports", data=body, headers=headers).status_code == 200
+    assert client.post("/api/v2/csp/reports", data=b"{", headers=headers).status_code == 400
+    m = of(prom_app)
+    assert sample(m, "coderapi_csp_violations_total", {"directive": "img-src"}) == 1
+    assert sample(m, "coderapi_csp_violations_total", {"directive": "script-src"}) == 1
+    assert sample(m, "coderapi_csp_violations_total", {"directive": "unknown"}) == 1

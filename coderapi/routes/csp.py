@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, Response, request
 from gunicorn.http.errors import ParseException
 
-from coderapi import apikey
+from coderapi import apikey, metrics
 from coderapi.httpapi import APIError, raw
 from coderapi.httpapi.errors import REQUEST_TOO_LARGE
 from coderapi.httpapi.jsonwire import dumps, encode
@@ -55,4 +55,14 @@ def log_report_csp_violations() -> Response:
         # Report URLs can carry a session token in their query; scrub before logging.
         fields = " ".join(f"{key}={apikey.redact(dumps(value))}" for key, value in report.items())
         log.debug("%s %s", LOG_MESSAGE, apikey.redact(fields))
+    metrics.csp_violation(_directive(report))
     return raw(200, OK_BODY)
+
+
+def _directive(report: dict[str, object]) -> str:
+    """The directive a report names: CSP Level 3's `effective-directive`, else `violated-directive`."""
+    for key in ("effective-directive", "violated-directive"):
+        value = report.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
