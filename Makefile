@@ -11,9 +11,11 @@ HTTP_ADDRESS ?= 127.0.0.1:3000
 help:
 	@echo "make install  - create $(VENV) and install coderapi with its test and dev extras"
 	@echo "make run      - install, then serve on $(HTTP_ADDRESS) with the embedded SQLite database"
-	@echo "make test     - install, then run the whole test suite (needs PostgreSQL and Redis)"
+	@echo "make test     - install, then run the whole test suite (starts PostgreSQL/Redis, installs nginx, chromium, wrk when missing)"
 	@echo "make lint     - ruff and mypy"
-	@echo "make bench    - HTTP benchmarks (wrk) and the stats benchmark; writes BENCHMARKS.md"
+	@echo "make bench    - HTTP benchmarks (wrk, real server vs bare Flask); writes BENCHMARKS.md"
+	@echo "make bench-stats - deployment-stats refresh at 100k workspaces / 1M agent stats on PostgreSQL"
+	@echo "make cluster  - two nodes on one PostgreSQL and one Redis behind nginx"
 	@echo "make soak     - 5 minutes of mixed traffic at concurrency 64 on 2 workers; writes BENCHMARKS.md"
 
 $(PY):
@@ -53,6 +55,10 @@ cluster: install system
 .PHONY: bench
 bench: install system
 	$(PY) scripts/bench.py --profile
+
+.PHONY: bench-stats
+bench-stats: install system
+	$(PY) scripts/bench_stats.py --workspaces 100000 --agent-stats 1000000 --span 14
 
 # 5 minutes of mixed traffic at concurrency 64 against 2 workers on PostgreSQL; every status checked,
 # worker RSS growth under 10%. Writes the "Soak" section of BENCHMARKS.md.
