@@ -16,8 +16,8 @@ from coderapi.config import load, write_config_yaml
 from coderapi.config.loader import OPTIONS_BY_FIELD
 from coderapi.config.options import CONFIG_FIELDS, OPTIONS
 from tests.conftest import MakeApp
+from tests.contract import definition_schema
 
-SWAGGER = json.loads((pathlib.Path(__file__).parent / "data" / "swagger-general.json").read_text())
 PATH = "/api/v2/deployment/config"
 Auth = Callable[[str], dict[str, str]]
 
@@ -40,7 +40,7 @@ OPTION_KEYS = [
 
 
 def validate(body: Any, definition: str = "codersdk.DeploymentConfig") -> None:
-    schema = {"$ref": f"#/definitions/{definition}", "definitions": SWAGGER["definitions"]}
+    schema = definition_schema(definition)
     jsonschema.Draft4Validator(schema).validate(body)
 
 

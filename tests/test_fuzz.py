@@ -12,7 +12,6 @@ run is repeatable and takes seconds.
 from __future__ import annotations
 
 import json
-import pathlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,10 +26,11 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from coderapi.httpapi.errors import FORBIDDEN, ROUTE_NOT_FOUND
 from coderapi.httpmw.apikey import SIGNED_OUT_MESSAGE
 from tests.conftest import LiveServer, assert_envelope, live_server
+from tests.contract import SWAGGER_PATH
 
 pytestmark = pytest.mark.slow
 
-SPEC_PATH = pathlib.Path(__file__).parent / "data" / "swagger-general.json"
+SPEC_PATH = SWAGGER_PATH
 BASE_PATH = "/api/v2"
 ROLES = ("owner", "member", "anonymous")
 TOKEN_HEADER = "Coder-Session-Token"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
 import threading
@@ -19,6 +18,7 @@ from coderapi.database.tables import workspace_agent_stats
 from coderapi.runtime import EXTENSION_KEY, Runtime
 from coderapi.services.statscache import DeploymentStatsCache
 from tests.conftest import MakeApp
+from tests.contract import definition_schema
 
 PATH = "/api/v2/deployment/stats"
 Auth = Callable[[str], dict[str, str]]
@@ -48,9 +48,7 @@ def wait_first_value(app: Flask) -> None:
 
 
 def swagger_schema() -> dict[str, object]:
-    with open("/work/shared/spec/swagger-general.json", encoding="utf-8") as f:
-        swagger = json.load(f)
-    return {"$ref": "#/definitions/codersdk.DeploymentStats", "definitions": swagger["definitions"]}
+    return definition_schema("codersdk.DeploymentStats")
 
 
 @pytest.mark.parametrize("who", ["owner", "auditor"])
