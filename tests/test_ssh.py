@@ -7,7 +7,7 @@ from collections.abc import Callable
 import jsonschema
 
 from tests.conftest import MakeApp
-from tests.test_deployment_config import SWAGGER
+from tests.contract import definition_schema
 
 Auth = Callable[[str], dict[str, str]]
 PATH = "/api/v2/deployment/ssh"
@@ -31,7 +31,7 @@ def test_configured(make_app: MakeApp, member_token: str, auth: Auth) -> None:
         "ssh_config_options": {"a": "1", "b": "2", "c": "x=y"},
     }
     assert list(body["ssh_config_options"]) == ["a", "b", "c"]
-    schema = {"$ref": "#/definitions/codersdk.SSHConfigResponse", "definitions": SWAGGER["definitions"]}
+    schema = definition_schema("codersdk.SSHConfigResponse")
     jsonschema.Draft4Validator(schema).validate(body)
 
 
