@@ -28,7 +28,6 @@ import datetime
 import json
 import os
 import pathlib
-import platform
 import re
 import shutil
 import signal
@@ -42,6 +41,8 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
+
+from benchreport import machine, write_section
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VENV_BIN = pathlib.Path(sys.executable).parent
@@ -349,29 +350,6 @@ def headers_for(case: Case, node: Node) -> dict[str, str]:
     return {"Coder-Session-Token": node.tokens[case.token]} if case.token else {}
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    system = f"{platform.system()} {platform.release()}"
-    return f"{os.cpu_count()} CPUs ({cpu}), {mem_gb:.0f} GB RAM, {system}, Python {platform.python_version()}"
-
-
-def write_section(output: pathlib.Path, section: str) -> None:
-    """Replace (or append) the `## HTTP` section of `output`, keeping every other section."""
-    text = output.read_text() if output.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## HTTP\n.*?(?=^## |\Z)", re.S | re.M)
-    found = pattern.search(text)
-    text = pattern.sub(lambda _m: section, text) if found else text.rstrip("\n") + "\n\n" + section
-    output.write_text(text.rstrip("\n") + "\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=15.0, help="seconds per server and case (default 15)")
@@ -452,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {share:5.1f}%  {frame}")
     if profiles:
         section += hot_spots(profiles)
-    write_section(args.output, section)
+    write_section(args.output, "## HTTP", section)
     print(section)
     return 0 if ok else 1
 

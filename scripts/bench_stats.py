@@ -33,8 +33,6 @@ import http.client
 import logging
 import os
 import pathlib
-import platform
-import re
 import socket
 import statistics
 import sys
@@ -50,6 +48,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from benchreport import machine, write_section  # noqa: E402
 from flask import Flask  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
@@ -304,35 +303,9 @@ def update_check_latency(store: Store, settings: Settings, feed_url: str, reques
         shutdown(app)
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{os.cpu_count()} CPUs ({cpu}), {mem_gb:.0f} GB RAM, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
-
-
 def pg_version(store: Store) -> str:
     with store.engine.connect() as conn:
         return str(conn.execute(text("SHOW server_version")).scalar_one())
-
-
-def write_section(output: pathlib.Path, section: str) -> None:
-    """Replace (or append) this script's section of `output`, keeping every other section."""
-    text_ = output.read_text() if output.exists() else "# Benchmarks\n"
-    pattern = re.compile("^" + re.escape(SECTION) + r"\n.*?(?=^## |\Z)", re.S | re.M)
-    found = pattern.search(text_)
-    section = section.rstrip("\n") + "\n\n"
-    text_ = pattern.sub(lambda _m: section, text_) if found else text_.rstrip("\n") + "\n\n" + section
-    output.write_text(text_.rstrip("\n") + "\n")
 
 
 def report(args: argparse.Namespace, phases: list[Phase], down: Latency, hanging: Latency, pg: str) -> tuple[str, bool]:
@@ -450,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             section, ok = report(args, phases, down, hanging, pg_version(store))
         finally:
             store.close()
-    write_section(args.output, section)
+    write_section(args.output, SECTION, section)
     print(section)
     return 0 if ok else 1
 

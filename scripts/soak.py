@@ -27,8 +27,6 @@ import json
 import multiprocessing
 import os
 import pathlib
-import platform
-import re
 import shutil
 import signal
 import socket
@@ -41,6 +39,8 @@ import urllib.request
 import uuid
 from collections import Counter
 from typing import Any
+
+from benchreport import machine, write_section
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -280,29 +280,6 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[k]
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    system = f"Linux {platform.release()}, Python {platform.python_version()}"
-    return f"{os.cpu_count()} CPUs ({cpu}), {mem_gb:.0f} GB RAM, {system}"
-
-
-def write_section(output: pathlib.Path, section: str) -> None:
-    """Replace (or append) the `## Soak` section of `output`, keeping every other section."""
-    text = output.read_text() if output.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Soak\n.*?(?=^## |\Z)", re.S | re.M)
-    section = section.rstrip("\n") + "\n\n"  # a blank line before the next section
-    text = pattern.sub(lambda _m: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    output.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=300.0, help="seconds of traffic (default 300)")
@@ -453,7 +430,7 @@ def main() -> int:
     section = "\n".join(lines)
     print(section)
     if args.write:
-        write_section(args.output, section)
+        write_section(args.output, "## Soak", section)
     if not (ok_statuses and ok_rss):
         print(log_tail, file=sys.stderr)
         return 1
