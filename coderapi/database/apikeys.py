@@ -64,8 +64,7 @@ def _labelled(table: Any, prefix: str) -> list[Any]:
     return [c.label(prefix + c.name) for c in table.c]
 
 
-_KEY_COLUMNS = [c.name for c in api_keys.c]
-_USER_COLUMNS = [c.name for c in users.c]
+_KEY_COLUMN_COUNT = len(api_keys.c)
 # The hot query: compiled once per dialect and run straight on the DBAPI cursor, which skips
 # SQLAlchemy's per-execution work (about a third of an authenticated request's cost on SQLite).
 _KEY_WITH_USER = (
@@ -131,8 +130,7 @@ def _key_user_from_sqlite(row: Sequence[Any]) -> tuple[APIKey, User]:
 
 def _key_user_from_postgres(row: Sequence[Any]) -> tuple[APIKey, User]:
     """psycopg already gives UUIDs, aware times and decoded JSON."""
-    n = len(_KEY_COLUMNS)
-    k, u = list(row[:n]), list(row[n:])
+    k, u = list(row[:_KEY_COLUMN_COUNT]), list(row[_KEY_COLUMN_COUNT:])
     k[1] = bytes(k[1])
     k[11] = tuple(k[11] or ())
     u[4] = tuple(u[4] or ())
