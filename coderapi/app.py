@@ -61,9 +61,7 @@ def create_app(
     app.extensions[EXTENSION_KEY] = rt
 
     handlers.register(app)
-    # Logging first: its timer starts before, and its request line is written after, all other hooks.
     logs.configure_from_values(values)
-    logs.install(app)
     metrics.install(app, enabled=bool(values.get("prometheus.enable")), engine=store.engine)
     httpmw.install(app)
     routes.register(app)

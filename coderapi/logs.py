@@ -18,17 +18,16 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import IO, Any
 from urllib.parse import parse_qsl, urlencode
 
-from flask import Flask, Response, g, request
+from flask import request
 
-from coderapi.httpmw.singleslash import RAW_PATH_KEY
+from coderapi.httpmw import environ as environ_keys
 
 LOGGER_NAME = "coderapi"
 REQUEST_LOGGER_NAME = "coderapi.http"
-START_KEY = "coderapi.start"
 REDACTED = "REDACTED"
 
 # Query parameters that can carry a credential; their values never reach a log.
@@ -38,8 +37,6 @@ SECRET_QUERY_KEYS = frozenset(
 
 # The attribute a handler names in `extra=` to attach structured fields to an entry.
 FIELDS_ATTR = "fields"
-
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _STD_STREAMS = {"/dev/stderr": "stderr", "/dev/stdout": "stdout"}
 
@@ -277,65 +274,36 @@ def scrub_query(query: str) -> str:
     return urlencode([(k, REDACTED if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs])
 
 
-class RequestTimer:
-    """WSGI middleware noting when the request arrived, for logs and metrics (cheaper than a Flask
-    before_request hook, which every request would pay for)."""
-
-    def __init__(self, app: WSGIApp) -> None:
-        self.app = app
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        environ[START_KEY] = time.perf_counter()
-        return self.app(environ, start_response)
-
-
 def request_duration() -> float:
-    """Seconds since the request arrived; 0 when `RequestTimer` is not installed."""
-    start = request.environ.get(START_KEY)
+    """Seconds since the current request arrived; 0 when the root middleware is not installed."""
+    start = request.environ.get(environ_keys.START)
     return time.perf_counter() - start if start is not None else 0.0
-
-
-def current_user_id(state: Mapping[str, Any] | None = None) -> str:
-    """The user the auth hook authenticated for this request, or "" (read defensively: the hook may be
-    absent or may not have run). `state` is `vars(g)`, when the caller has it already."""
-    attrs = vars(g) if state is None else state
-    value = attrs.get("user_id")
-    if value:
-        return str(value)
-    for name, attr in (("api_key", "user_id"), ("apikey", "user_id"), ("user", "id")):
-        uid = getattr(attrs.get(name), attr, None)
-        if uid:
-            return str(uid)
-    return ""
 
 
 def _wsgi_text(raw: str) -> str:
     # WSGI strings carry the request's bytes as latin-1; paths are UTF-8 on the wire.
-    return raw.encode("latin-1").decode("utf-8", "replace")
+    return raw if raw.isascii() else raw.encode("latin-1").decode("utf-8", "replace")
 
 
-def log_request(resp: Response) -> Response:
-    """after_request (installed first, so it runs last): one line per request.
-
-    It runs on every request, so it reads the WSGI environ and `g`'s dict once instead of going through
-    Flask's context proxies field by field, and builds the record without a stack walk."""
-    status = resp.status_code
+def log_request(environ: dict[str, Any], status: int) -> None:
+    """The request's line, written by the root middleware once the app has answered `status`: request
+    id, method, path as sent, status, duration, user id, client IP, and the query with credentials
+    redacted."""
     level = logging.WARNING if status >= 500 else logging.INFO
     if not _REQUEST_LOGGER.isEnabledFor(level):
-        return resp
-    environ = request.environ
-    state = vars(g)
-    start = environ.get(START_KEY)
+        return
+    start = environ.get(environ_keys.START)
     method = environ.get("REQUEST_METHOD", "")
-    path = _wsgi_text(environ.get(RAW_PATH_KEY) or environ.get("PATH_INFO") or "/")
+    path = _wsgi_text(environ.get(environ_keys.RAW_PATH) or environ.get("PATH_INFO") or "/")
+    user = environ.get(environ_keys.USER)
     fields: dict[str, Any] = {
-        "request_id": state.get("request_id", ""),
+        "request_id": environ.get(environ_keys.REQUEST_ID, ""),
         "method": method,
         "path": path,
         "status": status,
         "duration_ms": round((time.perf_counter() - start) * 1000, 3) if start is not None else 0.0,
-        "user_id": current_user_id(state),
-        "client_ip": state.get("client_ip") or environ.get("REMOTE_ADDR", ""),
+        "user_id": str(user.id) if user is not None else "",
+        "client_ip": environ.get(environ_keys.CLIENT_IP) or environ.get("REMOTE_ADDR", ""),
     }
     query = environ.get("QUERY_STRING", "")
     if query:
@@ -344,14 +312,6 @@ def log_request(resp: Response) -> Response:
         REQUEST_LOGGER_NAME, level, __file__, 0, f"{method} {path}", (), None, "log_request", {FIELDS_ATTR: fields}
     )
     _REQUEST_LOGGER.handle(record)
-    return resp
 
 
 _REQUEST_LOGGER = logging.getLogger(REQUEST_LOGGER_NAME)
-
-
-def install(app: Flask) -> None:
-    """Request timing and the per-request log line. Call before any other middleware is installed, so
-    the line is written after every other after_request hook has run."""
-    app.wsgi_app = RequestTimer(app.wsgi_app)  # type: ignore[method-assign]
-    app.after_request(log_request)

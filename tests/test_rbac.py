@@ -7,11 +7,12 @@ import json
 import uuid
 
 import pytest
-from flask import Flask, g
+from flask import Flask, request
 
 from coderapi import rbac
 from coderapi.database.users import User
 from coderapi.httpapi import APIError
+from coderapi.httpmw import environ as environ_keys
 
 
 def _user(*roles: str) -> User:
@@ -67,7 +68,7 @@ def test_expand_adds_member() -> None:
 
 def test_authorize_raises_coderd_forbidden(app: Flask) -> None:
     with app.test_request_context("/"):
-        g.user = _user()
+        request.environ[environ_keys.USER] = _user()
         with pytest.raises(APIError) as exc:
             rbac.authorize(rbac.ACTION_READ, rbac.RESOURCE_DEPLOYMENT_CONFIG)
         err = exc.value
@@ -78,7 +79,7 @@ def test_authorize_raises_coderd_forbidden(app: Flask) -> None:
             "this is a mistake, please contact your administrator or try signing in with different "
             'credentials."}'
         )
-        g.user = _user("auditor")
+        request.environ[environ_keys.USER] = _user("auditor")
         rbac.authorize(rbac.ACTION_READ, rbac.RESOURCE_DEPLOYMENT_CONFIG)
 
 

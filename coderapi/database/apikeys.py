@@ -15,6 +15,7 @@ from sqlalchemy import Engine, Row, bindparam, delete, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from coderapi.database.pinned import Disconnected, PinnedConnections
 from coderapi.database.tables import api_keys, users
 from coderapi.database.users import User, now
 
@@ -74,15 +75,6 @@ _KEY_WITH_USER = (
 )
 
 
-class _Disconnected(Exception):
-    """The server dropped a pooled connection."""
-
-    def __init__(self, sql: str, err: Exception) -> None:
-        super().__init__(str(err))
-        self.sql = sql
-        self.err = err
-
-
 @functools.cache
 def _compiled_key_with_user(dialect: Dialect) -> str:
     """The hot query's SQL text for this dialect (`?` on SQLite, `%(key_id)s` on psycopg)."""
@@ -93,10 +85,15 @@ def _sqlite_time(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
 
 
-def _key_user_from_sqlite(row: Sequence[Any]) -> tuple[APIKey, User]:
+@functools.lru_cache(maxsize=1024)
+def _key_user_from_sqlite(row: tuple[Any, ...]) -> tuple[APIKey, User]:
     """Columns as SQLAlchemy stores them in SQLite: UUIDs as 32 hex digits, times as UTC text, JSON
     as text, booleans as 0/1. The row holds the api_keys columns then the users columns, in table
-    order (which is also the dataclasses' field order)."""
+    order (which is also the dataclasses' field order).
+
+    Memoised on the row's values: the same stored values always decode to the same (immutable)
+    objects, and parsing six timestamps is most of an authenticated request's database cost on
+    SQLite. The row is still read from the database on every request; only its decoding is reused."""
     (kid, secret, user_id, last_used, expires_at, k_created, k_updated, k_login, lifetime, ip, name, scopes,
      uid, email, username, status, roles, u_login, u_created, u_updated, seen, deleted) = row  # fmt: skip
     key = APIKey(
@@ -139,6 +136,7 @@ def _key_user_from_postgres(row: Sequence[Any]) -> tuple[APIKey, User]:
 
 class APIKeyQueries:
     engine: Engine
+    pinned: PinnedConnections
 
     def insert_api_key(
         self,
@@ -178,58 +176,28 @@ class APIKeyQueries:
         return APIKey(**{**values, "scopes": tuple(scopes)})  # type: ignore[arg-type]
 
     def get_api_key_with_user(self, key_id: str) -> tuple[APIKey, User] | None:
-        """The key with this id and its user (deleted or not), in one query and, on PostgreSQL, one
-        round trip: the read runs in autocommit, so no BEGIN goes before it and no ROLLBACK after.
+        """The key with this id and its user (deleted or not): one query, one round trip, on this
+        thread's pinned connection (autocommit on PostgreSQL, so no BEGIN before it, no ROLLBACK after).
 
-        The pool does not ping connections before use (a round trip per request); a pooled connection
-        the server has dropped (a database restart) is discarded with the rest of the pool and the
-        query tried once more on a fresh one. Raises SQLAlchemyError (DBAPIError) when the database
-        fails."""
-        dialect = self.engine.dialect
-        try:
-            return self._key_with_user_once(key_id)
-        except _Disconnected:
-            self.engine.dispose()
-        try:
-            return self._key_with_user_once(key_id)
-        except _Disconnected as gone:
-            orig: Exception = gone.err
-            raise DBAPIError.instance(gone.sql, [key_id], orig, dialect.loaded_dbapi.Error) from gone.err
-
-    def _key_with_user_once(self, key_id: str) -> tuple[APIKey, User] | None:
+        A connection the server has dropped (a database restart) is replaced, the pool discarded for
+        the same reason, and the query tried once more. Raises SQLAlchemyError (DBAPIError) when the
+        database fails."""
         dialect = self.engine.dialect
         postgres = dialect.name == "postgresql"
         sql = _compiled_key_with_user(dialect)
-        args: Any = {"key_id": key_id} if postgres else (key_id,)
+        params: Any = {"key_id": key_id} if postgres else (key_id,)
         try:
-            # The pool hands over the driver's own error when it cannot connect (the database is down).
-            raw = self.engine.raw_connection()
-        except dialect.loaded_dbapi.Error as err:
-            raise DBAPIError.instance(sql, [key_id], err, dialect.loaded_dbapi.Error) from err
-        try:
-            driver: Any = raw.driver_connection
-            if postgres:
-                driver.autocommit = True
+            row = self.pinned.fetchone(sql, params)
+        except Disconnected:
+            self.engine.dispose()
             try:
-                cur = raw.cursor()
-                cur.execute(sql, args)
-                row = cur.fetchone()
-                cur.close()
-            finally:
-                if postgres and not driver.closed:
-                    driver.autocommit = False
-        except dialect.loaded_dbapi.Error as err:
-            if dialect.is_disconnect(err, raw.dbapi_connection, None):
-                raw.invalidate(err)
-                raise _Disconnected(sql, err) from err
-            # The exception SQLAlchemy itself would raise, so callers handle one kind of database error.
-            orig: Exception = err
-            raise DBAPIError.instance(sql, [key_id], orig, dialect.loaded_dbapi.Error) from err
-        finally:
-            raw.close()
+                row = self.pinned.fetchone(sql, params)
+            except Disconnected as gone:
+                orig: Exception = gone.err
+                raise DBAPIError.instance(sql, [key_id], orig, dialect.loaded_dbapi.Error) from gone.err
         if row is None:
             return None
-        return _key_user_from_postgres(row) if postgres else _key_user_from_sqlite(row)
+        return _key_user_from_postgres(row) if postgres else _key_user_from_sqlite(tuple(row))
 
     def get_api_key_by_id(self, key_id: str) -> APIKey | None:
         with self.engine.connect() as conn:

@@ -12,6 +12,7 @@ from coderapi.database import migrate
 from coderapi.database.apikeys import APIKeyQueries
 from coderapi.database.engine import make_engine
 from coderapi.database.leases import LeaseQueries
+from coderapi.database.pinned import PinnedConnections
 from coderapi.database.siteconfigs import SiteConfigQueries
 from coderapi.database.stats import StatsQueries
 from coderapi.database.users import UserQueries
@@ -21,6 +22,8 @@ class Store(SiteConfigQueries, UserQueries, APIKeyQueries, StatsQueries, LeaseQu
     def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 10) -> None:
         self.url = url
         self.engine: Engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+        # The per-request token lookup's connections (see pinned.py).
+        self.pinned = PinnedConnections(self.engine)
 
     @property
     def dialect(self) -> str:
@@ -32,4 +35,5 @@ class Store(SiteConfigQueries, UserQueries, APIKeyQueries, StatsQueries, LeaseQu
         migrate.upgrade(self.engine)
 
     def close(self) -> None:
+        self.pinned.close()
         self.engine.dispose()

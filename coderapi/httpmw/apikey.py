@@ -2,8 +2,8 @@
 
 `identify()` finds and validates the request's token once per request, without side effects, so the
 rate limiter can key on the user before the check runs (coderd's later `PrecheckAPIKey`).
-`require_api_key()` is the `before_request` hook of every authenticated blueprint: it answers the
-failure `identify()` found, records `last_used` / sliding expiry, and puts the key and user on `g`.
+`require_api_key()`, run before every request under an authenticated prefix, answers the failure
+`identify()` found, records `last_used` / sliding expiry, and puts the key and user in the environ.
 Every request reads the database (one query by primary key): a revoked key, a suspended user or an
 expired key is refused at once on every node.
 """
@@ -16,13 +16,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from coderapi import apikey
 from coderapi.database.apikeys import APIKey
 from coderapi.database.users import STATUS_ACTIVE, User, now
 from coderapi.httpapi import APIError
+from coderapi.httpmw import environ as keys
 from coderapi.httpmw.realip import client_ip
 from coderapi.runtime import runtime
 
@@ -78,19 +79,7 @@ def install(app: Flask) -> AuthConfig:
             access_url=(str(access_url) if access_url is not None else "").rstrip("/"),
         )
     app.extensions[EXTENSION_KEY] = cfg
-    app.before_request(forget)
     return cfg
-
-
-# Per-request state on `g`. Cleared first thing, because `g` lives in the app context, which a
-# request shares when one is already pushed (tests, CLI): a key must never outlive its request.
-REQUEST_STATE = ("_apikey_outcome", "api_key", "user", "user_param")
-
-
-def forget() -> None:
-    """`before_request`: drop what an earlier request in the same app context left on `g`."""
-    for name in REQUEST_STATE:
-        g.pop(name, None)
 
 
 def _config() -> AuthConfig:
@@ -208,10 +197,10 @@ def _check() -> Authenticated | APIError:
 
 
 def _outcome() -> Authenticated | APIError:
-    outcome: Authenticated | APIError | None = g.get("_apikey_outcome")
+    environ = request.environ
+    outcome: Authenticated | APIError | None = environ.get(keys.AUTH_OUTCOME)
     if outcome is None:
-        outcome = _check()
-        g._apikey_outcome = outcome
+        outcome = environ[keys.AUTH_OUTCOME] = _check()
     return outcome
 
 
@@ -223,19 +212,18 @@ def identify() -> Authenticated | None:
 
 
 def require_api_key() -> None:
-    """`before_request` of authenticated blueprints: answer the token's failure, or record its use and
-    put the key and user on `g`.
+    """Answer the token's failure, or record its use and put the key and user in the request's environ.
 
     Aborts: 401 (every row of coderd's table that applies), 500 when recording the use fails.
     """
-    if g.get("api_key") is not None:
+    environ = request.environ
+    if keys.API_KEY in environ:
         return
     outcome = _outcome()
     if isinstance(outcome, APIError):
         raise outcome
-    key = _record_use(outcome.key)
-    g.api_key = key
-    g.user = outcome.user
+    environ[keys.API_KEY] = _record_use(outcome.key)
+    environ[keys.USER] = outcome.user
 
 
 def require_api_key_under(prefixes: Sequence[str]) -> None:
@@ -273,7 +261,7 @@ def _record_use(key: APIKey) -> APIKey:
 
 def current_api_key() -> APIKey:
     """The signed-in request's API key. Fails loudly if the token check did not run."""
-    key = g.get("api_key")
+    key = request.environ.get(keys.API_KEY)
     if key is None:
         raise RuntimeError("api key missing: require_api_key did not run for this route")
     return key  # type: ignore[no-any-return]
@@ -281,7 +269,7 @@ def current_api_key() -> APIKey:
 
 def current_user() -> User:
     """The signed-in request's user. Fails loudly if the token check did not run."""
-    user = g.get("user")
+    user = request.environ.get(keys.USER)
     if user is None:
         raise RuntimeError("user missing: require_api_key did not run for this route")
     return user  # type: ignore[no-any-return]

@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
@@ -28,9 +28,9 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 
 from coderapi import rbac
 from coderapi.httpapi import APIError
+from coderapi.httpmw import environ as keys
 from coderapi.httpmw.apikey import identify
 from coderapi.httpmw.realip import client_ip
-from coderapi.httpmw.singleslash import RAW_PATH_KEY
 from coderapi.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -149,12 +149,11 @@ def limit_api_request() -> Response | None:
 
     Aborts: 429 over the limit; 428 (text/plain) for the bypass header from a signed-in non-owner.
     """
-    g.pop("rate_limit", None)
     path = request.path
     if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
         return None
     limiter: RateLimiter = runtime().services[SERVICE_NAME]
-    raw_path = request.environ.get(RAW_PATH_KEY, request.path)
+    raw_path = request.environ.get(keys.RAW_PATH, path)
     who = identify()
     if who is None:
         key = f"{_ip_key(client_ip())}:{raw_path}:"
@@ -163,12 +162,12 @@ def limit_api_request() -> Response | None:
             return Response(BYPASS_DENIED_TEXT, status=428, content_type="text/plain; charset=utf-8")
         # coderd counts an owner's bypass under a fresh random key: in effect no limit. Not counting
         # at all answers the same headers without filling the counter store during a load test.
-        g.rate_limit = (limiter.limit, limiter.limit - 1, _fixed_window_end())
+        request.environ[keys.RATE_LIMIT] = (limiter.limit, limiter.limit - 1, _fixed_window_end())
         return None
     else:
         key = f"{who.user.id}:{raw_path}:"
     decision = limiter.hit(key)
-    g.rate_limit = (limiter.limit, decision.remaining, _fixed_window_end())
+    request.environ[keys.RATE_LIMIT] = (limiter.limit, decision.remaining, _fixed_window_end())
     if not decision.allowed:
         message = RATE_LIMITED_MESSAGE.format(limit=limiter.limit, window=WINDOW_TEXT)
         raise APIError(429, message, headers={"Retry-After": str(WINDOW_SECONDS)})
@@ -176,7 +175,7 @@ def limit_api_request() -> Response | None:
 
 
 def add_rate_limit_headers(resp: Response) -> Response:
-    state = g.get("rate_limit")
+    state = request.environ.get(keys.RATE_LIMIT)
     if state is not None:
         limit, remaining, reset = state
         resp.headers[LIMIT_HEADER] = str(limit)

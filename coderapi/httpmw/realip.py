@@ -11,8 +11,11 @@ import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from flask import g, request
+from flask import request
+
+from coderapi.httpmw import environ as environ_keys
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -50,6 +53,17 @@ class RealIPConfig:
                         return str(found)
         return peer_text
 
+    def client_ip_of(self, environ: dict[str, Any]) -> str:
+        """`client_ip` for a WSGI request."""
+        peer = environ.get("REMOTE_ADDR") or ""
+        if not self.trusted_origins:
+            return _peer(peer)[1]
+        return self.client_ip(peer, {name: environ.get(key, "") for name, key in self._header_keys})
+
+    @functools.cached_property
+    def _header_keys(self) -> tuple[tuple[str, str], ...]:
+        return tuple((name, "HTTP_" + name.upper().replace("-", "_")) for name in self.trusted_headers)
+
 
 @functools.lru_cache(maxsize=4096)
 def _peer(peer: str) -> tuple[IPAddress | None, str]:
@@ -78,13 +92,9 @@ def parse_ip(text: str) -> IPAddress | None:
     return ip
 
 
-def extract_real_ip(cfg: RealIPConfig) -> None:
-    headers = {name: request.headers.get(name, "") for name in cfg.trusted_headers} if cfg.trusted_origins else {}
-    g.client_ip = cfg.client_ip(request.remote_addr or "", headers)
-
-
 def client_ip() -> str:
-    ip = g.get("client_ip")
+    """The current request's client IP (set by the root middleware)."""
+    ip = request.environ.get(environ_keys.CLIENT_IP)
     if ip is None:
         raise RuntimeError("client ip missing: httpmw.install was not called")
     return str(ip)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import uuid
 
-from flask import g, request
+from flask import request
 from sqlalchemy.exc import SQLAlchemyError
 
 from coderapi import rbac
 from coderapi.database.users import User
 from coderapi.httpapi import APIError
+from coderapi.httpmw import environ as keys
 from coderapi.httpmw.apikey import current_user
 from coderapi.runtime import runtime
 
@@ -56,16 +57,16 @@ def resolve_user(raw: str) -> User:
 
 
 def extract_user_param() -> None:
-    """`before_request` of the `/users/{user}` routes: resolve `{user}` onto `g.user_param`."""
+    """`before_request` of the `/users/{user}` routes: resolve `{user}` into the request's environ."""
     raw = (request.view_args or {}).get(USER_PARAM)
     if raw is None:
         return
-    g.user_param = resolve_user(str(raw))
+    request.environ[keys.USER_PARAM] = resolve_user(str(raw))
 
 
 def user_param() -> User:
     """The user named by `{user}`. Fails loudly if `extract_user_param` did not run."""
-    found = g.get("user_param")
+    found = request.environ.get(keys.USER_PARAM)
     if found is None:
         raise RuntimeError("user param missing: extract_user_param did not run for this route")
     return found  # type: ignore[no-any-return]

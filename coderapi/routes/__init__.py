@@ -52,15 +52,12 @@ def register(app: Flask) -> None:
     # Outside /api/v2: no token, no rate limit.
     with app.app_context():
         swagger.register(app, runtime())
-    use(app, csp.bp, apikey.require_api_key)
-    use(app, deployment.bp, apikey.require_api_key)
-    use(app, experiments.bp, apikey.require_api_key)
-    use(app, users.bp, apikey.require_api_key, userparam.extract_user_param)
     apikey.install(app)
     # /api/v2's r.Use(apiRateLimiter): counts every request under /api/v2 before the token check.
     ratelimit.install(app)
-    app.before_request(lambda: apikey.require_api_key_under(AUTHENTICATED_PREFIXES))
-    app.before_request(reject_implicit_methods)
+    app.before_request(guard)
+    # Inside the users group, after its token check (app-wide hooks run before a blueprint's).
+    use(app, users.bp, userparam.extract_user_param)
     # Outermost, in front of every middleware, as coderd mounts it before its stack.
     app.wsgi_app = health.Healthz(app.wsgi_app)  # type: ignore[method-assign]
 
@@ -70,9 +67,16 @@ def use(app: Flask, bp: Blueprint, *hooks: Callable[[], object]) -> None:
     app.before_request_funcs.setdefault(bp.name, []).extend(hooks)  # type: ignore[arg-type]
 
 
-def reject_implicit_methods() -> None:
-    """werkzeug answers HEAD (and OPTIONS) on every GET route by itself; coderd's chi does not, so
-    those get 405 like any other method the route lacks. CORS preflights are answered earlier."""
-    rule = request.url_rule
-    if rule is not None and request.method in ("HEAD", "OPTIONS"):
-        raise MethodNotAllowed(valid_methods=sorted(set(rule.methods or ()) - {"HEAD", "OPTIONS"}))
+def guard() -> None:
+    """`before_request` of every request, after the rate limiter:
+
+    - the token check for every path under an authenticated prefix, matched or not, so
+      `GET /api/v2/deployment/nope` gets 401 without a token and 404 with one (chi runs a group's
+      middleware before routing inside it);
+    - then 405 for HEAD and OPTIONS: werkzeug answers them on every GET route by itself, coderd's chi
+      does not (CORS preflights are answered before Flask)."""
+    apikey.require_api_key_under(AUTHENTICATED_PREFIXES)
+    if request.method in ("HEAD", "OPTIONS"):
+        rule = request.url_rule
+        if rule is not None:
+            raise MethodNotAllowed(valid_methods=sorted(set(rule.methods or ()) - {"HEAD", "OPTIONS"}))
