@@ -26,6 +26,7 @@ import shutil
 import ssl
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,8 @@ LIMIT_REQUEST_FIELDS = 100
 LIMIT_REQUEST_FIELD_SIZE = 8190
 GRACEFUL_TIMEOUT = 30
 WORKER_TIMEOUT = 30
+# How long a booting worker waits for the database (well inside WORKER_TIMEOUT, which would kill it).
+BOOT_DATABASE_WAIT = 10.0
 
 TLS_VERSIONS = {
     "tls10": ssl.TLSVersion.TLSv1,
@@ -361,6 +364,22 @@ class ServerApplication(BaseApplication):  # type: ignore[misc]
         super().reload()
 
     def load(self) -> Any:
+        """Build the worker's app. A database that cannot be reached is waited for, up to
+        BOOT_DATABASE_WAIT seconds, then the worker exits with an ordinary failure, which gunicorn
+        answers by starting another: a worker (re)started during a database outage must not count as a
+        boot error, which would stop the whole server, workers still serving the public routes included."""
+        from sqlalchemy.exc import OperationalError
+
         from coderapi.app import create_app
 
-        return create_app(self.values, settings=self.settings)
+        deadline = time.monotonic() + BOOT_DATABASE_WAIT
+        while True:
+            try:
+                return create_app(self.values, settings=self.settings)
+            except OperationalError as err:
+                reason = str(err.orig or err).strip().splitlines()[0]
+                if time.monotonic() >= deadline:
+                    sys.stderr.write(f"worker {os.getpid()}: database unavailable, exiting: {reason}\n")
+                    sys.exit(1)
+                sys.stderr.write(f"worker {os.getpid()}: database unavailable, retrying: {reason}\n")
+                time.sleep(1.0)

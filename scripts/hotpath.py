@@ -103,6 +103,8 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--postgres", default="", help="a PostgreSQL URL to use instead of a temporary SQLite file")
     ap.add_argument("--profile", choices=sorted(CASES), help="cProfile this case and print the top functions")
+    ap.add_argument("--sort", default="tottime", help="cProfile sort key (default tottime)")
+    ap.add_argument("--top", type=int, default=35, help="functions to print (default 35)")
     ap.add_argument("--log", default="", help='human log file (default: a temporary file; "off" for none)')
     args = ap.parse_args()
 
@@ -133,7 +135,7 @@ def main() -> int:
                     call(app, env)
                 prof.disable()
                 out = io.StringIO()
-                pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(35)
+                pstats.Stats(prof, stream=out).sort_stats(args.sort).print_stats(args.top)
                 print(out.getvalue())
                 return 0
             print(f"{'case':<10} {'coderapi µs':>12} {'bare µs':>9} {'added µs':>9}")

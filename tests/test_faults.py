@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from coderapi import serving
 from coderapi.httpmw.apikey import FETCH_KEY_ERROR_DETAIL, INTERNAL_ERROR_MESSAGE
 from tests.conftest import (
     LiveServer,
@@ -222,6 +223,29 @@ def test_postgres_down_before_a_request_ever_reached_it(private_pg: PrivatePostg
         assert get(server, "/api/v2/buildinfo")[0] == 200
         private_pg.start()
         wait_until(lambda: get(server, "/api/v2/deployment/ssh", server.member_token)[0] == 200, 30, "recovery")
+
+
+def test_worker_restarted_during_a_postgres_outage(private_pg: PrivatePostgres, tmp_path: pathlib.Path) -> None:
+    """A worker that boots while the database is down waits for it (and, after a while, exits to be
+    replaced) instead of failing to boot, which gunicorn would answer by stopping the whole server."""
+    with live_server(tmp_path / "pg", env={"CODER_PG_CONNECTION_URL": private_pg.url}, workers=2) as server:
+        master = server.process.proc.pid
+        wait_until(lambda: len(workers_of(master)) == 2, 30, "two workers")
+        private_pg.stop()
+        victim = sorted(workers_of(master))[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: victim not in workers_of(master) and len(workers_of(master)) == 2, 30, "a new worker")
+        # Longer than a booting worker waits for the database: it is replaced, the server stays up.
+        deadline = time.monotonic() + serving.BOOT_DATABASE_WAIT + 3
+        while time.monotonic() < deadline:
+            assert server.process.alive()
+            assert get(server, "/api/v2/buildinfo")[0] == 200
+            time.sleep(0.5)
+        private_pg.start()
+        wait_until(lambda: get(server, "/api/v2/deployment/ssh", server.member_token)[0] == 200, 30, "recovery")
+        for _ in range(10):
+            assert get(server, "/api/v2/deployment/ssh", server.owner_token)[0] == 200
+        assert "database unavailable" in server.process.output()
 
 
 # --- Redis down --------------------------------------------------------------------------------------

@@ -65,8 +65,7 @@ def _labelled(table: Any, prefix: str) -> list[Any]:
     return [c.label(prefix + c.name) for c in table.c]
 
 
-_KEY_COLUMN_COUNT = len(api_keys.c)
-# The hot query: compiled once per dialect and run straight on the DBAPI cursor, which skips
+# The hot query: compiled once per dialect and run on a pinned connection (pinned.py), which skips
 # SQLAlchemy's per-execution work (about a third of an authenticated request's cost on SQLite).
 _KEY_WITH_USER = (
     select(*_labelled(api_keys, "k_"), *_labelled(users, "u_"))
@@ -77,33 +76,34 @@ _KEY_WITH_USER = (
 
 @functools.cache
 def _compiled_key_with_user(dialect: Dialect) -> str:
-    """The hot query's SQL text for this dialect (`?` on SQLite, `%(key_id)s` on psycopg)."""
+    """The hot query's SQL text for this dialect, with one positional parameter: `?` for sqlite3, `$1`
+    for libpq's prepared statements."""
+    if dialect.name == "postgresql":
+        dialect = type(dialect)(paramstyle="numeric_dollar")  # type: ignore[call-arg]
     return str(_KEY_WITH_USER.compile(dialect=dialect))
 
 
-def _sqlite_time(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+def _utc(text: str) -> dt.datetime:
+    """A stored time's text: naive UTC on SQLite, with its offset on PostgreSQL."""
+    at = dt.datetime.fromisoformat(text)
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
 
 
-@functools.lru_cache(maxsize=1024)
-def _key_user_from_sqlite(row: tuple[Any, ...]) -> tuple[APIKey, User]:
-    """Columns as SQLAlchemy stores them in SQLite: UUIDs as 32 hex digits, times as UTC text, JSON
-    as text, booleans as 0/1. The row holds the api_keys columns then the users columns, in table
-    order (which is also the dataclasses' field order).
-
-    Memoised on the row's values: the same stored values always decode to the same (immutable)
-    objects, and parsing six timestamps is most of an authenticated request's database cost on
-    SQLite. The row is still read from the database on every request; only its decoding is reused."""
-    (kid, secret, user_id, last_used, expires_at, k_created, k_updated, k_login, lifetime, ip, name, scopes,
-     uid, email, username, status, roles, u_login, u_created, u_updated, seen, deleted) = row  # fmt: skip
+def _key_user(row: Sequence[Any], secret: bytes, deleted: bool) -> tuple[APIKey, User]:
+    """The key and user from the hot query's row of text columns: the api_keys columns, then the
+    users columns, in table order (also the dataclasses' field order). UUIDs as text (32 hex digits on
+    SQLite, dashed on PostgreSQL), times as text, JSON as text; `secret` and `deleted`, whose forms
+    differ most between the two databases, are decoded by the caller."""
+    (kid, _, user_id, last_used, expires_at, k_created, k_updated, k_login, lifetime, ip, name, scopes,
+     uid, email, username, status, roles, u_login, u_created, u_updated, seen, _) = row  # fmt: skip
     key = APIKey(
         kid,
-        bytes(secret),
-        uuid.UUID(hex=user_id),
-        _sqlite_time(last_used),
-        _sqlite_time(expires_at),
-        _sqlite_time(k_created),
-        _sqlite_time(k_updated),
+        secret,
+        uuid.UUID(user_id),
+        _utc(last_used),
+        _utc(expires_at),
+        _utc(k_created),
+        _utc(k_updated),
         k_login,
         int(lifetime),
         ip,
@@ -111,27 +111,37 @@ def _key_user_from_sqlite(row: tuple[Any, ...]) -> tuple[APIKey, User]:
         tuple(json.loads(scopes) or ()),
     )
     user = User(
-        uuid.UUID(hex=uid),
+        uuid.UUID(uid),
         email,
         username,
         status,
         tuple(json.loads(roles) or ()),
         u_login,
-        _sqlite_time(u_created),
-        _sqlite_time(u_updated),
-        _sqlite_time(seen) if seen is not None else None,
-        bool(deleted),
+        _utc(u_created),
+        _utc(u_updated),
+        _utc(seen) if seen is not None else None,
+        deleted,
     )
     return key, user
 
 
-def _key_user_from_postgres(row: Sequence[Any]) -> tuple[APIKey, User]:
-    """psycopg already gives UUIDs, aware times and decoded JSON."""
-    k, u = list(row[:_KEY_COLUMN_COUNT]), list(row[_KEY_COLUMN_COUNT:])
-    k[1] = bytes(k[1])
-    k[11] = tuple(k[11] or ())
-    u[4] = tuple(u[4] or ())
-    return APIKey(*k), User(*u)
+# Both decoders are memoised on the row's values: the same stored values always decode to the same
+# (immutable) objects, and parsing six timestamps, two UUIDs and two JSON documents is most of the
+# lookup's cost. The row itself is still read from the database on every request.
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_user_from_sqlite(row: tuple[Any, ...]) -> tuple[APIKey, User]:
+    """sqlite3's row: text columns, the secret as a BLOB, `deleted` as 0/1."""
+    return _key_user(row, bytes(row[1]), bool(row[-1]))
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_user_from_postgres(row: tuple[bytes | None, ...]) -> tuple[APIKey, User]:
+    """libpq's text forms (the pinned connection uses UTF-8, ISO dates in UTC and hex bytea): the
+    secret as `\\x` and hex digits, `deleted` as `t` or `f`."""
+    text: list[str | None] = [v.decode() if v is not None else None for v in row]
+    return _key_user(text, bytes.fromhex(str(text[1])[2:]), text[-1] == "t")
 
 
 class APIKeyQueries:
@@ -185,13 +195,12 @@ class APIKeyQueries:
         dialect = self.engine.dialect
         postgres = dialect.name == "postgresql"
         sql = _compiled_key_with_user(dialect)
-        params: Any = {"key_id": key_id} if postgres else (key_id,)
         try:
-            row = self.pinned.fetchone(sql, params)
+            row = self.pinned.fetchone(sql, (key_id,))
         except Disconnected:
             self.engine.dispose()
             try:
-                row = self.pinned.fetchone(sql, params)
+                row = self.pinned.fetchone(sql, (key_id,))
             except Disconnected as gone:
                 orig: Exception = gone.err
                 raise DBAPIError.instance(sql, [key_id], orig, dialect.loaded_dbapi.Error) from gone.err

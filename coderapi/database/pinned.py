@@ -3,8 +3,13 @@
 Checking a connection out of SQLAlchemy's pool and back in (with its reset) costs about as much as the
 query itself on SQLite; on PostgreSQL the connection would also switch to autocommit and back each
 time. A pinned connection is taken from the engine once (so the engine's connect hooks, such as
-SQLite's pragmas, apply), detached from the pool so it does not hold a pool slot, and put in autocommit
-on PostgreSQL for good: each read is one statement, one round trip, no transaction left open.
+SQLite's pragmas, apply) and detached from the pool so it does not hold a pool slot.
+
+On PostgreSQL the read goes through psycopg's libpq layer (`psycopg.pq`, part of psycopg's public API):
+a statement prepared once per connection, executed in autocommit (no BEGIN before it, no ROLLBACK
+after), its row handed back as the columns' text forms (bytes). psycopg's cursor would parse every
+column into Python objects on every call, which costs more than the round trip itself; the caller
+decodes the text once per distinct row instead (see apikeys.py).
 
 Connections are per thread and per process (a forked child opens its own). A connection the server
 has dropped is closed and replaced on the next call; `close()` closes every pinned connection.
@@ -33,6 +38,9 @@ class Disconnected(Exception):
 
 
 class _Pin:
+    """A detached connection; `fetchone` runs one statement and returns its first row or None, and
+    raises the driver's error (or Disconnected)."""
+
     def __init__(self, fairy: Any, generation: int) -> None:
         self.fairy = fairy  # the pool's wrapper: once detached, closing it closes the connection
         self.dbapi: Any = fairy.dbapi_connection
@@ -44,6 +52,68 @@ class _Pin:
         # ends and the thread-local is dropped (servers that start a thread per request).
         self.release = weakref.finalize(self, _close_quietly, fairy, self.pid)
 
+    def fetchone(self, sql: str, params: Sequence[Any]) -> Any:
+        raise NotImplementedError
+
+
+class _SQLitePin(_Pin):
+    def __init__(self, fairy: Any, generation: int) -> None:
+        super().__init__(fairy, generation)
+        self.cursor: Any = self.driver.cursor()  # reused: a cursor per query costs a fifth of the query
+
+    def fetchone(self, sql: str, params: Sequence[Any]) -> Any:
+        cur = self.cursor
+        cur.execute(sql, params)
+        row = cur.fetchone()
+        # Ends the statement (SQLite holds its read lock until the cursor is exhausted).
+        cur.fetchall()
+        return row
+
+
+# The text forms the caller decodes, whatever the server's defaults are.
+SESSION_SETTINGS = (
+    b"SET client_encoding = 'UTF8'; SET DateStyle = 'ISO'; SET TimeZone = 'UTC'; SET bytea_output = 'hex'"
+)
+
+
+class _PostgresPin(_Pin):
+    def __init__(self, fairy: Any, generation: int) -> None:
+        # Imported here: a SQLite deployment never loads psycopg.
+        from psycopg import errors, pq
+
+        super().__init__(fairy, generation)
+        self.driver.autocommit = True
+        self.pgconn: Any = self.driver.pgconn
+        self.encoding = "utf-8"  # SESSION_SETTINGS
+        self.statements: dict[str, bytes] = {}  # SQL -> name of its prepared statement
+        self._errors = errors
+        self._succeeded = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
+        self._connection_ok = pq.ConnStatus.OK
+
+    def fetchone(self, sql: str, params: Sequence[Any]) -> tuple[bytes | None, ...] | None:
+        try:
+            name = self.statements.get(sql)
+            if name is None:
+                if not self.statements:
+                    self._check(self.pgconn.exec_(SESSION_SETTINGS))
+                name = f"coderapi_{len(self.statements)}".encode()
+                self._check(self.pgconn.prepare(name, sql.encode(self.encoding)))
+                self.statements[sql] = name
+            # libpq's blocking call; psycopg releases the GIL while it waits.
+            res = self.pgconn.exec_prepared(name, [str(p).encode(self.encoding) for p in params])
+            self._check(res)
+        except self._errors.Error as err:
+            if self.pgconn.status != self._connection_ok:
+                raise Disconnected(sql, err) from err
+            raise
+        if res.ntuples == 0:
+            return None
+        return tuple([res.get_value(0, i) for i in range(res.nfields)])
+
+    def _check(self, res: Any) -> None:
+        if res.status not in self._succeeded:
+            raise self._errors.error_from_result(res, encoding=self.encoding)
+
 
 class PinnedConnections:
     def __init__(self, engine: Engine) -> None:
@@ -52,21 +122,19 @@ class PinnedConnections:
         self._lock = threading.Lock()
         self._open: weakref.WeakSet[_Pin] = weakref.WeakSet()
         self._generation = 0
+        self._pin_class = _PostgresPin if engine.dialect.name == "postgresql" else _SQLitePin
 
-    def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> Any:
-        """The first row of `sql` on this thread's connection, or None.
+    def fetchone(self, sql: str, params: Sequence[Any]) -> Any:
+        """The first row of `sql` on this thread's connection, or None: the driver's row on SQLite,
+        the columns' text forms (bytes, None for NULL) on PostgreSQL. `sql` uses the driver's
+        positional placeholders (`?` on SQLite, `$1` on PostgreSQL).
 
         Raises Disconnected when the server dropped the connection, DBAPIError for any other database
         error (including failing to connect)."""
         pin = self._pin(sql, params)
         error_class = self.engine.dialect.loaded_dbapi.Error
         try:
-            cur = pin.driver.cursor()
-            try:
-                cur.execute(sql, params)
-                return cur.fetchone()
-            finally:
-                cur.close()
+            return pin.fetchone(sql, params)
         except error_class as err:
             if self.engine.dialect.is_disconnect(err, pin.dbapi, None):
                 self._drop(pin)
@@ -74,6 +142,9 @@ class PinnedConnections:
             # The exception SQLAlchemy itself would raise, so callers handle one kind of database error.
             orig: Exception = err
             raise DBAPIError.instance(sql, params, orig, error_class) from err
+        except Disconnected:
+            self._drop(pin)
+            raise
 
     def _pin(self, sql: str, params: Any) -> _Pin:
         pin: _Pin | None = getattr(self._local, "pin", None)
@@ -85,9 +156,7 @@ class PinnedConnections:
             fairy = self.engine.raw_connection()
         except error_class as err:
             raise DBAPIError.instance(sql, params, err, error_class) from err
-        pin = _Pin(fairy, self._generation)
-        if self.engine.dialect.name == "postgresql":
-            pin.driver.autocommit = True
+        pin = self._pin_class(fairy, self._generation)
         with self._lock:
             self._open.add(pin)
         self._local.pin = pin
