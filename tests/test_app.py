@@ -118,7 +118,9 @@ def test_unhandled_exception_is_a_500_envelope_with_the_traceback_only_in_the_lo
 def test_common_headers_on_every_response(client: FlaskClient) -> None:
     for path in ("/api/v2/", "/api/v2/nope"):
         resp = client.get(path)
-        assert str(uuid.UUID(resp.headers["X-Coder-Request-Id"])) == resp.headers["X-Coder-Request-Id"]
+        rid = uuid.UUID(resp.headers["X-Coder-Request-Id"])
+        assert str(rid) == resp.headers["X-Coder-Request-Id"]
+        assert (rid.version, rid.variant) == (4, uuid.RFC_4122)
         assert resp.headers["X-Coder-Build-Version"].startswith("v" + __version__)
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
         assert resp.headers.getlist("Vary") == ["Origin", "Cookie"]

@@ -407,7 +407,7 @@ def test_every_authenticated_route_refuses_without_a_token(app: Flask) -> None:
     client = app.test_client()
     walked: set[str] = set()
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith(AUTHENTICATED_PREFIXES):
+        if not AUTHENTICATED_PREFIXES.match(rule.rule):
             continue
         path = rule.rule.replace("<user>", "me")
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):

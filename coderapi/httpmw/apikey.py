@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,7 +26,8 @@ from coderapi.database.users import STATUS_ACTIVE, User, now
 from coderapi.httpapi import APIError
 from coderapi.httpmw import environ as keys
 from coderapi.httpmw.realip import client_ip
-from coderapi.runtime import runtime
+from coderapi.runtime import EXTENSION_KEY as RUNTIME_KEY
+from coderapi.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +91,13 @@ def _config() -> AuthConfig:
     return cfg  # type: ignore[no-any-return]
 
 
-def token_from_request() -> str:
-    """The session token, from the first non-empty source in coderd's order (cookie, query
-    `coder_session_token`, header, `Authorization: Bearer`, query `access_token`); "" when none.
+def token_from_request(env: dict[str, Any]) -> str:
+    """The session token of the request whose WSGI environ is `env`, from the first non-empty source in
+    coderd's order (cookie, query `coder_session_token`, header, `Authorization: Bearer`, query
+    `access_token`); "" when none.
 
-    Reads the WSGI environ directly and parses the cookie header and the query string only when
-    they could hold a token: this runs on every authenticated request."""
-    env = request.environ
+    Parses the cookie header and the query string only when they could hold a token: this runs on
+    every authenticated request."""
     if SESSION_TOKEN_COOKIE in env.get("HTTP_COOKIE", ""):
         token = request.cookies.get(SESSION_TOKEN_COOKIE, "")
         if token:
@@ -162,9 +164,9 @@ def _refuse(status: int, message: str, detail: str = "") -> APIError:
     return APIError(status, message, detail, headers={WWW_AUTHENTICATE: _www_authenticate(status, message, detail)})
 
 
-def _check() -> Authenticated | APIError:
-    """Validate the request's token: coderd's checks in order, the first failure answers."""
-    token = token_from_request()
+def _check(environ: dict[str, Any], rt: Runtime, at: dt.datetime) -> Authenticated | APIError:
+    """Validate the request's token at time `at`: coderd's checks in order, the first failure answers."""
+    token = token_from_request(environ)
     if not token:
         return _refuse(401, SIGNED_OUT_MESSAGE, NO_TOKEN_DETAIL)
     try:
@@ -176,7 +178,7 @@ def _check() -> Authenticated | APIError:
         # bytes must not reach the database driver (PostgreSQL refuses NUL in text).
         return _refuse(401, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
     try:
-        found = runtime().store.get_api_key_with_user(key_id)
+        found = rt.store.get_api_key_with_user(key_id)
     except SQLAlchemyError as err:
         log.error("fetching api key %s: %s", key_id, _db_error_text(err))
         return _refuse(401, INTERNAL_ERROR_MESSAGE, FETCH_KEY_ERROR_DETAIL.format(err=_db_error_text(err)))
@@ -185,7 +187,7 @@ def _check() -> Authenticated | APIError:
     key, user = found
     if not apikey.validate_hash(key.hashed_secret, secret):
         return _refuse(401, SIGNED_OUT_MESSAGE, SECRET_INVALID_DETAIL)
-    if key.expires_at <= now():
+    if key.expires_at <= at:
         return _refuse(401, SIGNED_OUT_MESSAGE, EXPIRED_DETAIL.format(at=go_time_string(key.expires_at)))
     if user.deleted:
         # Deleting a user deletes their keys; a key left behind is as good as unknown.
@@ -196,18 +198,17 @@ def _check() -> Authenticated | APIError:
     return Authenticated(key, user)
 
 
-def _outcome() -> Authenticated | APIError:
-    environ = request.environ
+def _outcome(environ: dict[str, Any], rt: Runtime, at: dt.datetime) -> Authenticated | APIError:
     outcome: Authenticated | APIError | None = environ.get(keys.AUTH_OUTCOME)
     if outcome is None:
-        outcome = environ[keys.AUTH_OUTCOME] = _check()
+        outcome = environ[keys.AUTH_OUTCOME] = _check(environ, rt, at)
     return outcome
 
 
 def identify() -> Authenticated | None:
     """The request's key and user when it carries a valid token, else None. Checked once per request;
     no side effects (used by the rate limiter before the token check proper)."""
-    outcome = _outcome()
+    outcome = _outcome(request.environ, runtime(), now())
     return outcome if isinstance(outcome, Authenticated) else None
 
 
@@ -219,40 +220,52 @@ def require_api_key() -> None:
     environ = request.environ
     if keys.API_KEY in environ:
         return
-    outcome = _outcome()
+    # Read once: this runs on every authenticated request, and each context lookup costs.
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    rt: Runtime = app.extensions[RUNTIME_KEY]
+    at = now()
+    outcome = _outcome(environ, rt, at)
     if isinstance(outcome, APIError):
         raise outcome
-    environ[keys.API_KEY] = _record_use(outcome.key)
+    environ[keys.API_KEY] = _record_use(outcome.key, rt, app.extensions[EXTENSION_KEY], at)
     environ[keys.USER] = outcome.user
 
 
-def require_api_key_under(prefixes: Sequence[str]) -> None:
+class Prefixes:
+    """Path prefixes, each matching itself and everything below it."""
+
+    def __init__(self, prefixes: Sequence[str]) -> None:
+        self.exact = frozenset(prefixes)
+        self.below = tuple(p + "/" for p in prefixes)
+
+    def match(self, path: str) -> bool:
+        return path in self.exact or path.startswith(self.below)
+
+
+def require_api_key_under(prefixes: Prefixes) -> None:
     """The token check for every request under an authenticated prefix, matched or not, so
     `GET /api/v2/deployment/nope` gets 401 without a token and 404 with one (chi runs a group's
     middleware before routing inside it)."""
-    path = request.path
-    for prefix in prefixes:
-        if path == prefix or path.startswith(prefix + "/"):
-            require_api_key()
-            return
+    # PATH_INFO, not werkzeug's decoded path: the prefixes are ASCII, and runs of `/` are collapsed.
+    if prefixes.match(request.environ.get("PATH_INFO", "")):
+        require_api_key()
 
 
-def _record_use(key: APIKey) -> APIKey:
-    """coderd's side effects: `last_used` and `ip_address` at most hourly, sliding expiry unless
-    disabled. Aborts: 500 when the update fails."""
-    at = now()
+def _record_use(key: APIKey, rt: Runtime, cfg: AuthConfig, at: dt.datetime) -> APIKey:
+    """coderd's side effects at time `at`: `last_used` and `ip_address` at most hourly, sliding expiry
+    unless disabled. Aborts: 500 when the update fails."""
     last_used, expires_at, ip = key.last_used, key.expires_at, key.ip_address
     changed = False
     if at - key.last_used > LAST_USED_INTERVAL:
         last_used, ip, changed = at, client_ip(), True
-    if not _config().disable_expiry_refresh and key.lifetime_seconds > 0:
+    if not cfg.disable_expiry_refresh and key.lifetime_seconds > 0:
         lifetime = dt.timedelta(seconds=key.lifetime_seconds)
         if key.expires_at - at <= lifetime - LAST_USED_INTERVAL:
             expires_at, changed = at + lifetime, True
     if not changed:
         return key
     try:
-        runtime().store.update_api_key_usage(key.id, last_used=last_used, expires_at=expires_at, ip_address=ip)
+        rt.store.update_api_key_usage(key.id, last_used=last_used, expires_at=expires_at, ip_address=ip)
     except SQLAlchemyError as err:
         log.error("updating api key %s: %s", key.id, _db_error_text(err))
         raise APIError(500, INTERNAL_ERROR_MESSAGE, UPDATE_KEY_ERROR_DETAIL.format(err=_db_error_text(err))) from None

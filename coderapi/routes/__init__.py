@@ -24,7 +24,7 @@ from coderapi.runtime import runtime
 
 API_PREFIX = "/api/v2"
 # chi groups with apiKeyMiddleware: every path under them needs a token, matched or not.
-AUTHENTICATED_PREFIXES = tuple(API_PREFIX + p for p in ("/csp", "/deployment", "/experiments", "/users"))
+AUTHENTICATED_PREFIXES = apikey.Prefixes([API_PREFIX + p for p in ("/csp", "/deployment", "/experiments", "/users")])
 
 
 class HTTPMap(Map):
@@ -76,7 +76,7 @@ def guard() -> None:
     - then 405 for HEAD and OPTIONS: werkzeug answers them on every GET route by itself, coderd's chi
       does not (CORS preflights are answered before Flask)."""
     apikey.require_api_key_under(AUTHENTICATED_PREFIXES)
-    if request.method in ("HEAD", "OPTIONS"):
+    if request.environ.get("REQUEST_METHOD", "").upper() in ("HEAD", "OPTIONS"):
         rule = request.url_rule
         if rule is not None:
             raise MethodNotAllowed(valid_methods=sorted(set(rule.methods or ()) - {"HEAD", "OPTIONS"}))
