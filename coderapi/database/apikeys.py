@@ -193,20 +193,17 @@ class APIKeyQueries:
         the same reason, and the query tried once more. Raises SQLAlchemyError (DBAPIError) when the
         database fails."""
         dialect = self.engine.dialect
-        postgres = dialect.name == "postgresql"
         sql = _compiled_key_with_user(dialect)
+        decode = _key_user_from_postgres if dialect.name == "postgresql" else _key_user_from_sqlite
         try:
-            row = self.pinned.fetchone(sql, (key_id,))
+            return self.pinned.read(sql, (key_id,), decode)
         except Disconnected:
             self.engine.dispose()
             try:
-                row = self.pinned.fetchone(sql, (key_id,))
+                return self.pinned.read(sql, (key_id,), decode)
             except Disconnected as gone:
                 orig: Exception = gone.err
                 raise DBAPIError.instance(sql, [key_id], orig, dialect.loaded_dbapi.Error) from gone.err
-        if row is None:
-            return None
-        return _key_user_from_postgres(row) if postgres else _key_user_from_sqlite(tuple(row))
 
     def get_api_key_by_id(self, key_id: str) -> APIKey | None:
         with self.engine.connect() as conn:

@@ -11,6 +11,13 @@ after), its row handed back as the columns' text forms (bytes). psycopg's cursor
 column into Python objects on every call, which costs more than the round trip itself; the caller
 decodes the text once per distinct row instead (see apikeys.py).
 
+On SQLite a read is also kept, decoded, with the database's `PRAGMA data_version` at the time, and
+answered again while that version is unchanged: SQLite changes the version whenever any other
+connection (in this process or another) commits, and the pinned connection never writes, so an
+unchanged version proves that nothing has been committed since the read: the kept answer is exactly
+what reading again would give, never an older one. Checking the version is a fifth of the cost of the
+lookup's join. (PostgreSQL has no such cheap proof; there the row is read every time.)
+
 Connections are per thread and per process (a forked child opens its own). A connection the server
 has dropped is closed and replaced on the next call; `close()` closes every pinned connection.
 """
@@ -21,11 +28,15 @@ import contextlib
 import os
 import threading
 import weakref
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
+
+T = TypeVar("T")
+# Answers a SQLite pin keeps (one per key looked up since the last commit); beyond it, it starts over.
+MAX_KEPT_ANSWERS = 1024
 
 
 class Disconnected(Exception):
@@ -52,7 +63,7 @@ class _Pin:
         # ends and the thread-local is dropped (servers that start a thread per request).
         self.release = weakref.finalize(self, _close_quietly, fairy, self.pid)
 
-    def fetchone(self, sql: str, params: Sequence[Any]) -> Any:
+    def read(self, sql: str, params: tuple[Any, ...], decode: Callable[[Any], T]) -> T | None:
         raise NotImplementedError
 
 
@@ -60,14 +71,28 @@ class _SQLitePin(_Pin):
     def __init__(self, fairy: Any, generation: int) -> None:
         super().__init__(fairy, generation)
         self.cursor: Any = self.driver.cursor()  # reused: a cursor per query costs a fifth of the query
+        # (sql, params) -> (data_version when read, decoded answer)
+        self.answers: dict[tuple[str, tuple[Any, ...]], tuple[int, Any]] = {}
 
-    def fetchone(self, sql: str, params: Sequence[Any]) -> Any:
+    def read(self, sql: str, params: tuple[Any, ...], decode: Callable[[Any], T]) -> T | None:
         cur = self.cursor
+        # The version first, then the read: a commit in between makes the kept answer newer than its
+        # version, which only costs a read the next time, never the reverse.
+        cur.execute("PRAGMA data_version")
+        version = cur.fetchone()[0]
+        key = (sql, params)
+        kept = self.answers.get(key)
+        if kept is not None and kept[0] == version:
+            return kept[1]  # type: ignore[no-any-return]
         cur.execute(sql, params)
         row = cur.fetchone()
         # Ends the statement (SQLite holds its read lock until the cursor is exhausted).
         cur.fetchall()
-        return row
+        answer = decode(row) if row is not None else None
+        if len(self.answers) >= MAX_KEPT_ANSWERS:
+            self.answers.clear()
+        self.answers[key] = (version, answer)
+        return answer
 
 
 # The text forms the caller decodes, whatever the server's defaults are.
@@ -90,7 +115,7 @@ class _PostgresPin(_Pin):
         self._succeeded = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
         self._connection_ok = pq.ConnStatus.OK
 
-    def fetchone(self, sql: str, params: Sequence[Any]) -> tuple[bytes | None, ...] | None:
+    def read(self, sql: str, params: tuple[Any, ...], decode: Callable[[Any], T]) -> T | None:
         try:
             name = self.statements.get(sql)
             if name is None:
@@ -108,7 +133,7 @@ class _PostgresPin(_Pin):
             raise
         if res.ntuples == 0:
             return None
-        return tuple([res.get_value(0, i) for i in range(res.nfields)])
+        return decode(tuple([res.get_value(0, i) for i in range(res.nfields)]))
 
     def _check(self, res: Any) -> None:
         if res.status not in self._succeeded:
@@ -124,17 +149,18 @@ class PinnedConnections:
         self._generation = 0
         self._pin_class = _PostgresPin if engine.dialect.name == "postgresql" else _SQLitePin
 
-    def fetchone(self, sql: str, params: Sequence[Any]) -> Any:
-        """The first row of `sql` on this thread's connection, or None: the driver's row on SQLite,
-        the columns' text forms (bytes, None for NULL) on PostgreSQL. `sql` uses the driver's
-        positional placeholders (`?` on SQLite, `$1` on PostgreSQL).
+    def read(self, sql: str, params: tuple[Any, ...], decode: Callable[[Any], T]) -> T | None:
+        """`decode` of the first row of `sql` on this thread's connection, or None when there is no
+        row. `decode` gets the driver's row on SQLite, the columns' text forms (bytes, None for NULL)
+        on PostgreSQL; `sql` uses the driver's positional placeholders (`?` on SQLite, `$1` on
+        PostgreSQL). On SQLite the answer may be one kept from an earlier read (see above).
 
         Raises Disconnected when the server dropped the connection, DBAPIError for any other database
         error (including failing to connect)."""
         pin = self._pin(sql, params)
         error_class = self.engine.dialect.loaded_dbapi.Error
         try:
-            return pin.fetchone(sql, params)
+            return pin.read(sql, params, decode)
         except error_class as err:
             if self.engine.dialect.is_disconnect(err, pin.dbapi, None):
                 self._drop(pin)

@@ -1,0 +1,122 @@
+"""The token lookup's pinned connections: every change committed elsewhere is seen by the next lookup."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from coderapi import apikey
+from coderapi.database import Store
+from coderapi.database.users import STATUS_SUSPENDED
+from tests.conftest import MakeToken, MakeUser
+
+LIFETIME = dt.timedelta(days=1)
+
+
+def key_id(token: str) -> str:
+    return apikey.split(token)[0]
+
+
+def test_changes_by_another_store_are_seen_by_the_next_lookup(
+    store: Store, make_user: MakeUser, make_token: MakeToken
+) -> None:
+    user = make_user("pinned")
+    token = make_token(user)
+    found = store.get_api_key_with_user(key_id(token))
+    assert found is not None and found[1].status == "active"
+    # Another Store on the same database: its own engine and connections, as another node or worker.
+    other = Store(store.url)
+    try:
+        other.update_user_status(user.id, STATUS_SUSPENDED)
+        found = store.get_api_key_with_user(key_id(token))
+        assert found is not None and found[1].status == STATUS_SUSPENDED
+        assert other.delete_api_key(key_id(token))
+        assert store.get_api_key_with_user(key_id(token)) is None
+    finally:
+        other.close()
+
+
+def test_sqlite_keeps_an_answer_only_while_nothing_is_committed(sqlite_store: Store) -> None:
+    user = sqlite_store.insert_user("kept", "kept@example.com")
+    token = apikey.issue(sqlite_store, user.id, LIFETIME)
+
+    def kept_versions() -> set[int]:
+        return {version for version, _answer in sqlite_store.pinned._local.pin.answers.values()}
+
+    first = sqlite_store.get_api_key_with_user(key_id(token))
+    before = kept_versions()
+    # Nothing committed since: the same decoded answer, kept under the same version.
+    assert sqlite_store.get_api_key_with_user(key_id(token)) is first
+    assert kept_versions() == before
+    # Any commit by another connection (here an unrelated user) ends it: the row is read again.
+    sqlite_store.insert_user("other", "other@example.com")
+    assert sqlite_store.get_api_key_with_user(key_id(token)) == first
+    assert kept_versions() != before
+
+
+def test_sqlite_revocation_from_another_process_is_seen_at_once(sqlite_store: Store) -> None:
+    user = sqlite_store.insert_user("proc", "proc@example.com")
+    token = apikey.issue(sqlite_store, user.id, LIFETIME)
+    assert sqlite_store.get_api_key_with_user(key_id(token)) is not None
+    assert sqlite_store.get_api_key_with_user(key_id(token)) is not None
+    path = sqlite_store.url.removeprefix("sqlite:///")
+    assert pathlib.Path(path).exists()
+    script = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "c.execute('DELETE FROM api_keys WHERE id = ?', (sys.argv[2],)); c.commit()"
+    )
+    subprocess.run([sys.executable, "-c", script, path, key_id(token)], check=True, timeout=30)
+    assert sqlite_store.get_api_key_with_user(key_id(token)) is None
+
+
+def test_unknown_keys_are_answered_and_then_found_once_created(sqlite_store: Store) -> None:
+    user = sqlite_store.insert_user("late", "late@example.com")
+    token = apikey.issue(sqlite_store, user.id, LIFETIME)
+    kid = key_id(token)
+    assert sqlite_store.delete_api_key(kid)
+    assert sqlite_store.get_api_key_with_user(kid) is None
+    assert sqlite_store.get_api_key_with_user(kid) is None
+    token = apikey.issue(sqlite_store, user.id, LIFETIME)
+    assert sqlite_store.get_api_key_with_user(key_id(token)) is not None
+
+
+def test_each_thread_has_its_own_connection_and_a_finished_thread_closes_it(
+    store: Store, make_user: MakeUser, make_token: MakeToken
+) -> None:
+    token = make_token(make_user("threads"))
+    results: list[object] = []
+
+    def lookup() -> None:
+        results.append(store.get_api_key_with_user(key_id(token)))
+
+    threads = [threading.Thread(target=lookup) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 and all(r is not None for r in results)
+    import gc
+
+    gc.collect()
+    # Only the pins of live threads remain open (none of the four, none here yet).
+    assert len(store.pinned._open) == 0
+    store.get_api_key_with_user(key_id(token))
+    assert len(store.pinned._open) == 1
+    store.close()
+    assert len(store.pinned._open) == 0
+
+
+@pytest.mark.parametrize("attempts", [3])
+def test_lookups_after_close_open_a_new_connection(
+    store: Store, make_user: MakeUser, make_token: MakeToken, attempts: int
+) -> None:
+    token = make_token(make_user("reopen"))
+    for _ in range(attempts):
+        assert store.get_api_key_with_user(key_id(token)) is not None
+        store.pinned.close()
+    assert store.get_api_key_with_user(key_id(token)) is not None
