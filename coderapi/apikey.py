@@ -64,7 +64,7 @@ def hash_secret(secret: str) -> bytes:
 
 def validate_hash(hashed: bytes, secret: str) -> bool:
     """Whether `secret` hashes to `hashed`, compared in constant time."""
-    return hmac.compare_digest(hash_secret(secret), bytes(hashed))
+    return hmac.compare_digest(hash_secret(secret), hashed if type(hashed) is bytes else bytes(hashed))
 
 
 def split(token: str) -> tuple[str, str]:
@@ -74,10 +74,13 @@ def split(token: str) -> tuple[str, str]:
     if len(parts) != 2:
         raise APIKeyFormatError(f"incorrect amount of API key parts, expected 2 got {len(parts)}")
     key_id, secret = parts
-    id_len = len(key_id.encode("utf-8", "surrogateescape"))
+    if token.isascii():  # the usual case: one byte per character
+        id_len, secret_len = len(key_id), len(secret)
+    else:
+        id_len = len(key_id.encode("utf-8", "surrogateescape"))
+        secret_len = len(secret.encode("utf-8", "surrogateescape"))
     if id_len != ID_LENGTH:
         raise APIKeyFormatError(f"invalid API key ID length, expected {ID_LENGTH} got {id_len}")
-    secret_len = len(secret.encode("utf-8", "surrogateescape"))
     if secret_len != SECRET_LENGTH:
         raise APIKeyFormatError(f"invalid API key secret length, expected {SECRET_LENGTH} got {secret_len}")
     return key_id, secret

@@ -24,8 +24,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from flask import request
@@ -51,9 +50,9 @@ class LogConfigError(ValueError):
     """A log option cannot be used (bad regular expression, unwritable file)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """What a sink writes of one log entry: a LogRecord's parts, or a request line's."""
+class Entry(NamedTuple):
+    """What a sink writes of one log entry: a LogRecord's parts, or a request line's. (A NamedTuple:
+    one is made for every request, and it is the cheapest immutable record to make.)"""
 
     created: float  # time.time()
     levelno: int
@@ -112,7 +111,7 @@ class HumanFormatter(EntryFormatter):
         level = _HUMAN_LEVELS.get(entry.levelno) or logging.getLevelName(entry.levelno).lower()
         line = f"{self._stamp}{millis:03d} [{level}]  {entry.name}: {entry.message}"
         if entry.fields:
-            line += "  " + " ".join([f"{k}={_human_value(v)}" for k, v in entry.fields.items()])
+            line += "  " + _human_fields(entry.fields)
         if entry.error:
             line += "\n" + entry.error
         return line
@@ -120,6 +119,18 @@ class HumanFormatter(EntryFormatter):
 
 _HUMAN_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error"}
 _NEEDS_QUOTES = re.compile(r'[\s"=]')
+
+
+def _human_fields(fields: Mapping[str, Any]) -> str:
+    """`key=value` pairs; strings quoted (as JSON) only when empty or holding space, `"` or `=`."""
+    out = []
+    for key, value in fields.items():
+        kind = type(value)
+        if (kind is str and value and _NEEDS_QUOTES.search(value) is None) or kind is int or kind is float:
+            out.append(f"{key}={value}")
+        else:
+            out.append(f"{key}={_human_value(value)}")
+    return " ".join(out)
 
 
 def _human_value(value: Any) -> str:

@@ -11,11 +11,12 @@ expired key is refused at once on every node.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
@@ -65,8 +66,7 @@ class AuthConfig:
     access_url: str  # base of WWW-Authenticate's resource_metadata; "" means the request's own host
 
 
-@dataclass(frozen=True)
-class Authenticated:
+class Authenticated(NamedTuple):
     key: APIKey
     user: User
 
@@ -212,12 +212,14 @@ def identify() -> Authenticated | None:
     return outcome if isinstance(outcome, Authenticated) else None
 
 
-def require_api_key() -> None:
-    """Answer the token's failure, or record its use and put the key and user in the request's environ.
+def require_api_key(environ: dict[str, Any] | None = None) -> None:
+    """Answer the token's failure, or record its use and put the key and user in the request's environ
+    (`environ`, when the caller has it already).
 
     Aborts: 401 (every row of coderd's table that applies), 500 when recording the use fails.
     """
-    environ = request.environ
+    if environ is None:
+        environ = request.environ
     if keys.API_KEY in environ:
         return
     # Read once: this runs on every authenticated request, and each context lookup costs.
@@ -242,13 +244,16 @@ class Prefixes:
         return path in self.exact or path.startswith(self.below)
 
 
-def require_api_key_under(prefixes: Prefixes) -> None:
+def require_api_key_under(prefixes: Prefixes, environ: dict[str, Any]) -> None:
     """The token check for every request under an authenticated prefix, matched or not, so
     `GET /api/v2/deployment/nope` gets 401 without a token and 404 with one (chi runs a group's
     middleware before routing inside it)."""
     # PATH_INFO, not werkzeug's decoded path: the prefixes are ASCII, and runs of `/` are collapsed.
-    if prefixes.match(request.environ.get("PATH_INFO", "")):
-        require_api_key()
+    if prefixes.match(environ.get("PATH_INFO", "")):
+        require_api_key(environ)
+
+
+_lifetime = functools.lru_cache(maxsize=256)(lambda seconds: dt.timedelta(seconds=seconds))
 
 
 def _record_use(key: APIKey, rt: Runtime, cfg: AuthConfig, at: dt.datetime) -> APIKey:
@@ -259,7 +264,7 @@ def _record_use(key: APIKey, rt: Runtime, cfg: AuthConfig, at: dt.datetime) -> A
     if at - key.last_used > LAST_USED_INTERVAL:
         last_used, ip, changed = at, client_ip(), True
     if not cfg.disable_expiry_refresh and key.lifetime_seconds > 0:
-        lifetime = dt.timedelta(seconds=key.lifetime_seconds)
+        lifetime = _lifetime(key.lifetime_seconds)
         if key.expires_at - at <= lifetime - LAST_USED_INTERVAL:
             expires_at, changed = at + lifetime, True
     if not changed:

@@ -37,22 +37,22 @@ class RootMiddleware:
         self.build_version = build_version
         self.realip = realip
         self.cors = cors
+        self.after_id = [(BUILD_VERSION_HEADER, build_version)]
+        self.after_id_and_cors = [*self.after_id, *AFTER_CORS]
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         environ[keys.START] = time.perf_counter()
         single_slash(environ)
         rid = environ[keys.REQUEST_ID] = new_request_id()
         environ[keys.CLIENT_IP] = self.realip.client_ip_of(environ)
-        common = [(REQUEST_ID_HEADER, rid), (BUILD_VERSION_HEADER, self.build_version)]
-
         preflight = self.cors.preflight(environ)
         if preflight is not None:
             # An empty answer, as Go writes it: no Content-Type.
-            start_response("200 OK", [("Content-Length", "0"), *preflight, *common])
+            start_response("200 OK", [("Content-Length", "0"), *preflight, (REQUEST_ID_HEADER, rid), *self.after_id])
             logs.log_request(environ, 200)
             return [b""]
 
-        extra = [*common, *AFTER_CORS]
+        extra = [(REQUEST_ID_HEADER, rid), *self.after_id_and_cors]
         if self.cors.allows_origin(environ):
             extra.append(ALLOW_ORIGIN)
         answered: list[int] = []

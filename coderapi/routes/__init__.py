@@ -75,8 +75,9 @@ def guard() -> None:
       middleware before routing inside it);
     - then 405 for HEAD and OPTIONS: werkzeug answers them on every GET route by itself, coderd's chi
       does not (CORS preflights are answered before Flask)."""
-    apikey.require_api_key_under(AUTHENTICATED_PREFIXES)
-    if request.environ.get("REQUEST_METHOD", "").upper() in ("HEAD", "OPTIONS"):
+    environ = request.environ
+    apikey.require_api_key_under(AUTHENTICATED_PREFIXES, environ)
+    if environ.get("REQUEST_METHOD", "").upper() in ("HEAD", "OPTIONS"):
         rule = request.url_rule
         if rule is not None:
             raise MethodNotAllowed(valid_methods=sorted(set(rule.methods or ()) - {"HEAD", "OPTIONS"}))
