@@ -250,7 +250,8 @@ class _StdHandler(_OwnedHandler):
     def write_line(self, line: str) -> None:
         self.stream = getattr(sys, self.std_name)
         self.stream.write(line + "\n")
-        self.stream.flush()  # a redirected stdout is block-buffered
+        if self.std_name != "stderr":  # stderr is line-buffered; a redirected stdout is not
+            self.stream.flush()
 
 
 def _stream_handler(path: str) -> _OwnedHandler:

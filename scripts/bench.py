@@ -191,13 +191,13 @@ def combine(results: list[Result], seconds: float) -> Result:
 
 def interleaved(real_url: str, headers: Mapping[str, str], bare_url: str, args: Any) -> tuple[Result, Result]:
     """`args.rounds` alternating runs of each server, so load from anything else on the machine falls
-    on both alike."""
+    on both alike. Both get the same requests, token header included (the bare app ignores it)."""
     each = max(1, round(args.duration / args.rounds))  # wrk takes whole seconds
     real: list[Result] = []
     bare: list[Result] = []
     for _ in range(args.rounds):
         real.append(wrk(real_url, headers, each, args.connections, args.threads))
-        bare.append(wrk(bare_url, {}, each, args.connections, args.threads))
+        bare.append(wrk(bare_url, headers, each, args.connections, args.threads))
     return combine(real, each * args.rounds), combine(bare, each * args.rounds)
 
 
@@ -391,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         hdrs = headers_for(case, node)
                         # Warm both (imports, pools, caches) before measuring.
                         wrk(node.url + case.path, hdrs, 2, args.connections, args.threads)
-                        wrk(bare.url + case.path, {}, 2, args.connections, args.threads)
+                        wrk(bare.url + case.path, hdrs, 2, args.connections, args.threads)
                         real, floor = interleaved(node.url + case.path, hdrs, bare.url + case.path, args)
                         if case.database == "sqlite":
                             served += real.requests
@@ -481,7 +481,8 @@ def report(rows: list[tuple[Case, Result, Result]], rss: list[float], served: in
         f"Machine: {machine()}. wrk runs on the same machine as the servers.",
         f"Both servers: gunicorn {workers} {'sync' if settings.threads <= 1 else 'gthread'} workers "
         f"({settings.threads} thread(s) each), the options `coderapi server` uses; the bare app is a Flask app "
-        "with one view per path returning the bytes the real server answered. Rate limiting off; request logging on.",
+        "with one view per path returning the body the real server answered. Both get identical requests (token "
+        "header included). Rate limiting off; request logging on.",
         "",
         "| case | real req/s | bare req/s | ratio (target) | real p50 ms | bare p50 ms | real p99 ms | bare p99 ms "
         "| p99 ratio (≤ 2) | errors |",

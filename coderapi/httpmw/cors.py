@@ -46,8 +46,10 @@ class CORS:
 
     def allows_origin(self, environ: dict[str, Any]) -> bool:
         """With every origin allowed, a GET or OPTIONS carrying `Origin` may be read by that origin."""
+        if not self.allow_all:
+            return False
         method = environ.get("REQUEST_METHOD", "").upper()  # as werkzeug reads it
-        return self.allow_all and method in ALLOWED_METHODS and bool(environ.get("HTTP_ORIGIN"))
+        return method in ALLOWED_METHODS and bool(environ.get("HTTP_ORIGIN"))
 
 
 def _canonical(name: str) -> str:
