@@ -14,6 +14,7 @@ help:
 	@echo "make test     - install, then run the whole test suite (starts PostgreSQL/Redis, installs nginx, chromium, wrk when missing)"
 	@echo "make lint     - ruff and mypy"
 	@echo "make bench    - HTTP benchmarks (wrk, real server vs bare Flask); writes BENCHMARKS.md"
+	@echo "make hotpath  - in-process cost of a request over a bare Flask app (the quick loop for hot-path work)"
 	@echo "make bench-stats - deployment-stats refresh at 100k workspaces / 1M agent stats on PostgreSQL"
 	@echo "make cluster  - two nodes on one PostgreSQL and one Redis behind nginx"
 	@echo "make soak     - 5 minutes of mixed traffic at concurrency 64 on 2 workers; writes BENCHMARKS.md"
@@ -54,7 +55,12 @@ cluster: install system
 # "HTTP" section of BENCHMARKS.md.
 .PHONY: bench
 bench: install system
-	$(PY) scripts/bench.py --profile
+	$(PY) scripts/bench.py --duration 30 --profile
+
+# The WSGI app called in a loop, no server: what each request costs the app itself.
+.PHONY: hotpath
+hotpath: install
+	$(PY) scripts/hotpath.py
 
 .PHONY: bench-stats
 bench-stats: install system

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app
+from flask import Response, current_app
+
+from coderapi.httpapi.write import raw
 
 if TYPE_CHECKING:
     from coderapi.buildinfo import Build
@@ -27,6 +29,17 @@ class Runtime:
     bodies: dict[str, bytes] = field(default_factory=dict)
     # Long-lived services (update checker, stats cache, rate limiter, …) by name.
     services: dict[str, Any] = field(default_factory=dict)
+    _answers: dict[str, Response] = field(default_factory=dict)
+
+    def answer(self, name: str) -> Response:
+        """The 200 JSON response for `bodies[name]`, built on first use and answered to every request
+        after: werkzeug copies a response's headers each time it sends it and never changes the response
+        itself, and nothing in this service changes a response after its view (headers added per request
+        go onto the outgoing list, in the root middleware). Saves building a response per request."""
+        resp = self._answers.get(name)
+        if resp is None:
+            resp = self._answers[name] = raw(200, self.bodies[name])
+        return resp
 
 
 def runtime() -> Runtime:

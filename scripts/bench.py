@@ -440,8 +440,7 @@ WRAPPER_FRAMES = (
     "cli/server.py",
     "coderapi/serving.py",
     "Healthz.__call__",
-    "SingleSlash.__call__",
-    "RequestTimer.__call__",
+    "RootMiddleware.__call__ (",
     "register.<locals>.<lambda>",
     "flask/app.py",
 )

@@ -132,3 +132,24 @@ def test_runs_of_slashes_route_like_one(client: FlaskClient) -> None:
     resp = client.get("/api/v2//buildinfo")
     assert resp.status_code == 200
     assert json.loads(resp.data)["agent_api_version"] == "1.0"
+
+
+def test_shared_responses_are_never_changed_by_a_request(make_app: MakeApp, member_token: str) -> None:
+    """Constant bodies are answered from one Response built at first use (Runtime.answer): the headers
+    each request adds (request id, rate limit, CORS) go onto the outgoing list, never onto it."""
+    from coderapi.runtime import EXTENSION_KEY
+
+    app = make_app(env={"CODER_API_RATE_LIMIT": "50", "CODER_DANGEROUS_ALLOW_CORS_REQUESTS": "true"})
+    client = app.test_client()
+    headers = {"Coder-Session-Token": member_token, "Origin": "https://example.com"}
+    seen = []
+    for _ in range(3):
+        resp = client.get("/api/v2/deployment/ssh", headers=headers)
+        assert resp.status_code == 200
+        assert resp.headers.getlist("X-Ratelimit-Remaining") == [resp.headers["X-Ratelimit-Remaining"]]
+        assert len(resp.headers.getlist("X-Coder-Request-Id")) == 1
+        assert resp.headers.getlist("Access-Control-Allow-Origin") == ["*"]
+        seen.append(int(resp.headers["X-Ratelimit-Remaining"]))
+    assert seen == sorted(seen, reverse=True) and len(set(seen)) == 3
+    shared = app.extensions[EXTENSION_KEY]._answers["ssh_config"]
+    assert sorted(k for k, _ in shared.headers) == ["Content-Length", "Content-Type"]

@@ -19,6 +19,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, Response, current_app, request
 from limits import RateLimitItem, RateLimitItemPerMinute
@@ -126,7 +127,6 @@ def install(app: Flask) -> RateLimiter | None:
         limiter = RateLimiter(limit, rt.settings.rate_limit_redis_url, f"coderapi:{rt.deployment_id}")
         rt.services[SERVICE_NAME] = limiter
     app.before_request(limit_api_request)
-    app.after_request(add_rate_limit_headers)
     return limiter
 
 
@@ -174,14 +174,14 @@ def limit_api_request() -> Response | None:
     return None
 
 
-def add_rate_limit_headers(resp: Response) -> Response:
-    state = request.environ.get(keys.RATE_LIMIT)
-    if state is not None:
-        limit, remaining, reset = state
-        resp.headers[LIMIT_HEADER] = str(limit)
-        resp.headers[REMAINING_HEADER] = str(remaining)
-        resp.headers[RESET_HEADER] = str(reset)
-    return resp
+def rate_limit_headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
+    """The `X-Ratelimit-*` headers for the request the limiter counted (none when it did not). The root
+    middleware adds them to the outgoing headers, so responses themselves are never changed."""
+    state = environ.get(keys.RATE_LIMIT)
+    if state is None:
+        return []
+    limit, remaining, reset = state
+    return [(LIMIT_HEADER, str(limit)), (REMAINING_HEADER, str(remaining)), (RESET_HEADER, str(reset))]
 
 
 def limiter_of(app: Flask | None = None) -> RateLimiter | None:

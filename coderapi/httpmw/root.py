@@ -3,7 +3,8 @@
 In coderd's order: the request's arrival time, single slashes, the request id, the client's real IP,
 CORS (a preflight is answered here, before the rate limiter and the token check), the headers every
 response carries (request id, build version; `nosniff` and the CORS and CSRF `Vary` lines except on a
-preflight), and the request's log line once the app has answered.
+preflight; the rate limiter's headers when it counted the request), and the request's log line once the
+app has answered.
 
 Every request passes here, so it is one WSGI call rather than a pair of Flask hooks per concern: each
 concern is a few environ lookups, and the extra headers are appended to the list `start_response`
@@ -19,6 +20,7 @@ from typing import Any
 from coderapi import logs
 from coderapi.httpmw import environ as keys
 from coderapi.httpmw.cors import ALLOW_ORIGIN, CORS
+from coderapi.httpmw.ratelimit import rate_limit_headers
 from coderapi.httpmw.realip import RealIPConfig
 from coderapi.httpmw.requestid import HEADER as REQUEST_ID_HEADER
 from coderapi.httpmw.requestid import new_request_id
@@ -59,6 +61,9 @@ class RootMiddleware:
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             answered.append(int(status[:3]))
+            # werkzeug hands over a new list for every response: extended in place.
+            if keys.RATE_LIMIT in environ:
+                headers.extend(rate_limit_headers(environ))
             headers.extend(extra)
             return start_response(status, headers, exc_info)
 

@@ -18,13 +18,13 @@ bp = Blueprint("deployment", __name__, url_prefix="/api/v2/deployment")
 def deployment_values() -> Response:
     """`codersdk.DeploymentConfig`, secrets removed. Owner and auditor only. Aborts: 403."""
     rbac.authorize("read", "deployment_config")
-    return raw(200, runtime().bodies["deployment_config"])
+    return runtime().answer("deployment_config")
 
 
 @bp.get("/ssh")
 def ssh_config() -> Response:
     """`codersdk.SSHConfigResponse`, for any signed-in user."""
-    return raw(200, runtime().bodies["ssh_config"])
+    return runtime().answer("ssh_config")
 
 
 DEPLOYMENT_STATS_PROCESSING = "Deployment stats are still processing!"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from coderapi.httpapi import raw
 from coderapi.runtime import runtime
 
 bp = Blueprint("experiments", __name__, url_prefix="/api/v2/experiments")
@@ -17,10 +16,10 @@ bp = Blueprint("experiments", __name__, url_prefix="/api/v2/experiments")
 @bp.get("/")
 def experiments_get() -> Response:
     """The configured experiments as coderd.ReadExperiments read them; `[]` when none."""
-    return raw(200, runtime().bodies["experiments"])
+    return runtime().answer("experiments")
 
 
 @bp.get("/available")
 def experiments_available() -> Response:
     """The safe experiments, as the seed shows them: a JSON array (`[]` at this version)."""
-    return raw(200, runtime().bodies["experiments_available"])
+    return runtime().answer("experiments_available")

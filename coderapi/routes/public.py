@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from coderapi import semver
-from coderapi.httpapi import envelope, internal_error, raw, write
+from coderapi.httpapi import envelope, internal_error, write
 from coderapi.runtime import runtime
 from coderapi.sdk.updatecheck import update_check_schema
 
@@ -22,7 +22,7 @@ def api_root() -> Response:
 
 @bp.get("/buildinfo")
 def build_info() -> Response:
-    return raw(200, runtime().bodies["buildinfo"])
+    return runtime().answer("buildinfo")
 
 
 @bp.get("/updatecheck")

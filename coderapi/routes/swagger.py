@@ -12,7 +12,7 @@ from flask import Blueprint, Flask, Response, redirect
 
 from coderapi import openapi
 from coderapi.config.loader import EXPERIMENTS_KNOWN
-from coderapi.httpapi import APIError, raw
+from coderapi.httpapi import APIError
 from coderapi.httpapi.jsonwire import encode
 from coderapi.runtime import Runtime, runtime
 
@@ -37,7 +37,7 @@ def swagger_page() -> Response:
 
 @enabled_bp.get("/doc.json")
 def swagger_doc() -> Response:
-    return raw(200, runtime().bodies[DOC_BODY])
+    return runtime().answer(DOC_BODY)
 
 
 def swagger_disabled(**_path: str) -> Response:
