@@ -441,7 +441,6 @@ WRAPPER_FRAMES = (
     "coderapi/serving.py",
     "Healthz.__call__",
     "RootMiddleware.__call__ (",
-    "register.<locals>.<lambda>",
     "flask/app.py",
 )
 
