@@ -49,8 +49,8 @@ class Disconnected(Exception):
 
 
 class _Pin:
-    """A detached connection; `fetchone` runs one statement and returns its first row or None, and
-    raises the driver's error (or Disconnected)."""
+    """A detached connection; `read` runs one statement and decodes its first row (None when there is
+    none), and raises the driver's error (or Disconnected)."""
 
     def __init__(self, fairy: Any, generation: int) -> None:
         self.fairy = fairy  # the pool's wrapper: once detached, closing it closes the connection

@@ -4,8 +4,9 @@
 rate limiter can key on the user before the check runs (coderd's later `PrecheckAPIKey`).
 `require_api_key()`, run before every request under an authenticated prefix, answers the failure
 `identify()` found, records `last_used` / sliding expiry, and puts the key and user in the environ.
-Every request reads the database (one query by primary key): a revoked key, a suspended user or an
-expired key is refused at once on every node.
+Every request checks the database (one query by primary key; on SQLite an answer is reused only while
+`PRAGMA data_version` proves nothing was committed since, see database/pinned.py): a revoked key, a
+suspended user or an expired key is refused at once on every node.
 """
 
 from __future__ import annotations

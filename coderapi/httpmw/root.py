@@ -36,7 +36,6 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class RootMiddleware:
     def __init__(self, app: WSGIApp, *, build_version: str, realip: RealIPConfig, cors: CORS) -> None:
         self.app = app
-        self.build_version = build_version
         self.realip = realip
         self.cors = cors
         self.after_id = [(BUILD_VERSION_HEADER, build_version)]
