@@ -65,8 +65,39 @@ class Entry(NamedTuple):
     error: str = ""  # formatted exception, if any
 
 
+class RequestLine(NamedTuple):
+    """The request line's values (see `log_request`); `query` is "" when the request had none."""
+
+    created: float
+    levelno: int
+    method: str
+    path: str
+    status: int
+    duration_ms: float
+    request_id: str
+    user_id: str
+    client_ip: str
+    query: str
+
+    def entry(self) -> Entry:
+        fields: dict[str, Any] = {
+            "request_id": self.request_id,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+            "user_id": self.user_id,
+            "client_ip": self.client_ip,
+        }
+        if self.query:
+            fields["query"] = self.query
+        message = f"{self.method} {self.path}"
+        return Entry(self.created, self.levelno, REQUEST_LOGGER_NAME, message, fields, __file__, 0, "log_request")
+
+
 class EntryFormatter(logging.Formatter):
-    """A formatter that renders an `Entry`; `format(record)` renders the record's entry."""
+    """A formatter that renders an `Entry`; `format(record)` renders the record's entry, and
+    `render_request` the request line (formatters may render that one faster, to the same text)."""
 
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, FIELDS_ATTR, None)
@@ -87,6 +118,9 @@ class EntryFormatter(logging.Formatter):
     def render(self, entry: Entry) -> str:
         raise NotImplementedError
 
+    def render_request(self, line: RequestLine) -> str:
+        return self.render(line.entry())
+
 
 def _rfc3339(created: float) -> str:
     return (
@@ -101,20 +135,36 @@ class HumanFormatter(EntryFormatter):
     _second = -1
     _stamp = ""
 
-    def render(self, entry: Entry) -> str:
+    def _head(self, created: float, levelno: int, name: str) -> str:
         # The date part changes once a second; request lines are written far more often than that.
-        second = int(entry.created)
+        second = int(created)
         if second != self._second:
             self._stamp = datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S.")
             self._second = second
-        millis = int((entry.created - second) * 1000)
-        level = _HUMAN_LEVELS.get(entry.levelno) or logging.getLevelName(entry.levelno).lower()
-        line = f"{self._stamp}{millis:03d} [{level}]  {entry.name}: {entry.message}"
+        millis = int((created - second) * 1000)
+        level = _HUMAN_LEVELS.get(levelno) or logging.getLevelName(levelno).lower()
+        return f"{self._stamp}{millis:03d} [{level}]  {name}: "
+
+    def render(self, entry: Entry) -> str:
+        line = self._head(entry.created, entry.levelno, entry.name) + entry.message
         if entry.fields:
             line += "  " + _human_fields(entry.fields)
         if entry.error:
             line += "\n" + entry.error
         return line
+
+    def render_request(self, line: RequestLine) -> str:
+        # The same text as render(line.entry()), in one step: this line is written for every request
+        # (tests/test_logs.py compares the two).
+        if line.query:
+            return self.render(line.entry())
+        text = _human_text
+        return (
+            f"{self._head(line.created, line.levelno, REQUEST_LOGGER_NAME)}{line.method} {line.path}  "
+            f"request_id={text(line.request_id)} method={text(line.method)} path={text(line.path)} "
+            f"status={line.status} duration_ms={line.duration_ms} user_id={text(line.user_id)} "
+            f"client_ip={text(line.client_ip)}"
+        )
 
 
 _HUMAN_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error"}
@@ -131,6 +181,10 @@ def _human_fields(fields: Mapping[str, Any]) -> str:
         else:
             out.append(f"{key}={_human_value(value)}")
     return " ".join(out)
+
+
+def _human_text(value: str) -> str:
+    return value if value and _NEEDS_QUOTES.search(value) is None else _human_value(value)
 
 
 def _human_value(value: Any) -> str:
@@ -228,10 +282,10 @@ class _OwnedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:  # noqa: BLE001 (logging's own contract: report, never raise)
             self.handleError(record)
 
-    def write_entry(self, entry: Entry) -> None:
-        """Write an entry that did not come through a logger (the request line)."""
+    def write_request(self, request_line: RequestLine) -> None:
+        """Write the request line, which does not come through a logger."""
         formatter: EntryFormatter = self.formatter  # type: ignore[assignment]
-        line = formatter.render(entry)
+        line = formatter.render_request(request_line)
         with self.lock:  # type: ignore[union-attr]
             self.write_line(line)
 
@@ -367,22 +421,22 @@ def log_request(environ: dict[str, Any], status: int) -> None:
     method = environ.get("REQUEST_METHOD", "")
     path = _wsgi_text(environ.get(environ_keys.RAW_PATH) or environ.get("PATH_INFO") or "/")
     user = environ.get(environ_keys.USER)
-    fields: dict[str, Any] = {
-        "request_id": environ.get(environ_keys.REQUEST_ID, ""),
-        "method": method,
-        "path": path,
-        "status": status,
-        "duration_ms": round((time.perf_counter() - start) * 1000, 3) if start is not None else 0.0,
-        "user_id": str(user.id) if user is not None else "",
-        "client_ip": environ.get(environ_keys.CLIENT_IP) or environ.get("REMOTE_ADDR", ""),
-    }
     query = environ.get("QUERY_STRING", "")
-    if query:
-        fields["query"] = scrub_query(_wsgi_text(query))
-    entry = Entry(time.time(), level, REQUEST_LOGGER_NAME, f"{method} {path}", fields, __file__, 0, "log_request")
+    line = RequestLine(
+        time.time(),
+        level,
+        method,
+        path,
+        status,
+        round((time.perf_counter() - start) * 1000, 3) if start is not None else 0.0,
+        environ.get(environ_keys.REQUEST_ID, ""),
+        str(user.id) if user is not None else "",
+        environ.get(environ_keys.CLIENT_IP) or environ.get("REMOTE_ADDR", ""),
+        scrub_query(_wsgi_text(query)) if query else "",
+    )
     for sink in _request_sinks:
         try:
-            sink.write_entry(entry)
+            sink.write_request(line)
         except Exception:  # noqa: BLE001 (a failing sink must not fail the request)
             sys.stderr.write(f"coderapi: cannot write the request log line to {sink!r}\n")
 

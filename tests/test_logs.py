@@ -8,6 +8,8 @@ import pathlib
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from coderapi import logs
 from tests.conftest import MakeApp
@@ -186,3 +188,24 @@ def test_exceptions_are_in_the_json_entry(tmp_path: pathlib.Path) -> None:
     (entry,) = [e for e in read_json_lines(out) if e["msg"] == "failed"]
     assert entry["level"] == "ERROR"
     assert "ValueError: kaput" in entry["fields"]["error"]  # type: ignore[index]
+
+
+@given(
+    method=st.text(max_size=8),
+    path=st.text(max_size=30),
+    status=st.integers(100, 599),
+    duration=st.floats(0, 1e6, allow_nan=False),
+    request_id=st.text(max_size=40),
+    user_id=st.text(max_size=40),
+    client_ip=st.text(max_size=40),
+    query=st.sampled_from(["", "a=1", "coder_session_token=REDACTED"]),
+)
+def test_human_request_line_is_the_generic_rendering(
+    method: str, path: str, status: int, duration: float, request_id: str, user_id: str, client_ip: str, query: str
+) -> None:
+    """HumanFormatter renders the request line in one step; it must be the text the generic path gives."""
+    line = logs.RequestLine(
+        1_764_403_200.5, logging.INFO, method, path, status, duration, request_id, user_id, client_ip, query
+    )
+    formatter = logs.HumanFormatter()
+    assert formatter.render_request(line) == formatter.render(line.entry())
