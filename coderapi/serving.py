@@ -292,10 +292,12 @@ def hooks(export: MetricsExport | None) -> dict[str, Callable[..., None]]:
         if export is not None:
             export.stop()
 
-    def post_worker_init(_worker: Any) -> None:
+    def post_worker_init(worker: Any) -> None:
         # Everything the app built at startup lives as long as the worker: keep it out of the
         # collector's generations, so full collections stop walking it on every request burst.
         gc.freeze()
+        # gunicorn says when it starts a worker; this says when the worker can answer.
+        worker.log.info("Worker ready (pid: %s)", worker.pid)
 
     return {
         "when_ready": when_ready,

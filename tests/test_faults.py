@@ -230,7 +230,8 @@ def test_worker_restarted_during_a_postgres_outage(private_pg: PrivatePostgres, 
     replaced) instead of failing to boot, which gunicorn would answer by stopping the whole server."""
     with live_server(tmp_path / "pg", env={"CODER_PG_CONNECTION_URL": private_pg.url}, workers=2) as server:
         master = server.process.proc.pid
-        wait_until(lambda: len(workers_of(master)) == 2, 30, "two workers")
+        # Both workers have loaded the app (a worker still booting would wait for the database too).
+        wait_until(lambda: server.process.output().count("Worker ready") >= 2, 30, "two ready workers")
         private_pg.stop()
         victim = sorted(workers_of(master))[0]
         os.kill(victim, signal.SIGKILL)

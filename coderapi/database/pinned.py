@@ -53,15 +53,17 @@ class _Pin:
     none), and raises the driver's error (or Disconnected)."""
 
     def __init__(self, fairy: Any, generation: int) -> None:
-        self.fairy = fairy  # the pool's wrapper: once detached, closing it closes the connection
         self.dbapi: Any = fairy.dbapi_connection
         self.driver: Any = fairy.driver_connection
+        # Out of the pool for good: the pool neither counts nor resets it.
         fairy.detach()
         self.pid = os.getpid()
         self.generation = generation
         # Closes the connection when the pin goes: at `close()`, on a disconnect, or when its thread
-        # ends and the thread-local is dropped (servers that start a thread per request).
-        self.release = weakref.finalize(self, _close_quietly, fairy, self.pid)
+        # ends and the thread-local is dropped (servers that start a thread per request). The driver's
+        # connection is closed directly: the pool's wrapper would first roll back, which fails loudly
+        # on a connection the server has dropped.
+        self.release = weakref.finalize(self, _close_quietly, self.dbapi, self.pid)
 
     def read(self, sql: str, params: tuple[Any, ...], decode: Callable[[Any], T]) -> T | None:
         raise NotImplementedError
@@ -210,10 +212,10 @@ class PinnedConnections:
 _INHERITED: list[Any] = []
 
 
-def _close_quietly(fairy: Any, pid: int) -> None:
+def _close_quietly(connection: Any, pid: int) -> None:
     if pid != os.getpid():
-        _INHERITED.append(fairy)
+        _INHERITED.append(connection)
         return
     # A connection that is already broken needs no closing.
     with contextlib.suppress(Exception):
-        fairy.close()
+        connection.close()
