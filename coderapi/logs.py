@@ -51,8 +51,7 @@ class LogConfigError(ValueError):
 
 
 class Entry(NamedTuple):
-    """What a sink writes of one log entry: a LogRecord's parts, or a request line's. (A NamedTuple:
-    one is made for every request, and it is the cheapest immutable record to make.)"""
+    """What a sink writes of one log entry: a LogRecord's parts, or a request line's."""
 
     created: float  # time.time()
     levelno: int
@@ -173,14 +172,7 @@ _NEEDS_QUOTES = re.compile(r'[\s"=]')
 
 def _human_fields(fields: Mapping[str, Any]) -> str:
     """`key=value` pairs; strings quoted (as JSON) only when empty or holding space, `"` or `=`."""
-    out = []
-    for key, value in fields.items():
-        kind = type(value)
-        if (kind is str and value and _NEEDS_QUOTES.search(value) is None) or kind is int or kind is float:
-            out.append(f"{key}={value}")
-        else:
-            out.append(f"{key}={_human_value(value)}")
-    return " ".join(out)
+    return " ".join([f"{k}={_human_text(v) if type(v) is str else _human_value(v)}" for k, v in fields.items()])
 
 
 def _human_text(value: str) -> str:

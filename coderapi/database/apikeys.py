@@ -1,5 +1,6 @@
 """Queries on `api_keys`. The hot path is `get_api_key_with_user`: one query by primary key, joined
-with the key's user, run on every authenticated request (no cache, so revocation is immediate)."""
+with the key's user, run on every authenticated request (on SQLite an answer is reused only while
+nothing has been committed since, see pinned.py, so revocation is immediate)."""
 
 from __future__ import annotations
 
@@ -43,32 +44,31 @@ class APIKey:
     scopes: tuple[str, ...]
 
     @classmethod
-    def from_row(cls, row: Row[Any] | Any, prefix: str = "") -> APIKey:
+    def from_row(
+        cls,
+        row: Row[Any] | Any,
+    ) -> APIKey:
         m = row._mapping
         return cls(
-            id=m[prefix + "id"],
-            hashed_secret=bytes(m[prefix + "hashed_secret"]),
-            user_id=m[prefix + "user_id"],
-            last_used=m[prefix + "last_used"],
-            expires_at=m[prefix + "expires_at"],
-            created_at=m[prefix + "created_at"],
-            updated_at=m[prefix + "updated_at"],
-            login_type=m[prefix + "login_type"],
-            lifetime_seconds=int(m[prefix + "lifetime_seconds"]),
-            ip_address=m[prefix + "ip_address"],
-            token_name=m[prefix + "token_name"],
-            scopes=tuple(m[prefix + "scopes"] or ()),
+            id=m["id"],
+            hashed_secret=bytes(m["hashed_secret"]),
+            user_id=m["user_id"],
+            last_used=m["last_used"],
+            expires_at=m["expires_at"],
+            created_at=m["created_at"],
+            updated_at=m["updated_at"],
+            login_type=m["login_type"],
+            lifetime_seconds=int(m["lifetime_seconds"]),
+            ip_address=m["ip_address"],
+            token_name=m["token_name"],
+            scopes=tuple(m["scopes"] or ()),
         )
-
-
-def _labelled(table: Any, prefix: str) -> list[Any]:
-    return [c.label(prefix + c.name) for c in table.c]
 
 
 # The hot query: compiled once per dialect and run on a pinned connection (pinned.py), which skips
 # SQLAlchemy's per-execution work (about a third of an authenticated request's cost on SQLite).
 _KEY_WITH_USER = (
-    select(*_labelled(api_keys, "k_"), *_labelled(users, "u_"))
+    select(api_keys, users)
     .join_from(api_keys, users, api_keys.c.user_id == users.c.id)
     .where(api_keys.c.id == bindparam("key_id"))
 )

@@ -37,19 +37,22 @@ class User:
     deleted: bool
 
     @classmethod
-    def from_row(cls, row: Row[Any] | Any, prefix: str = "") -> User:
+    def from_row(
+        cls,
+        row: Row[Any] | Any,
+    ) -> User:
         m = row._mapping
         return cls(
-            id=m[prefix + "id"],
-            email=m[prefix + "email"],
-            username=m[prefix + "username"],
-            status=m[prefix + "status"],
-            rbac_roles=tuple(m[prefix + "rbac_roles"] or ()),
-            login_type=m[prefix + "login_type"],
-            created_at=m[prefix + "created_at"],
-            updated_at=m[prefix + "updated_at"],
-            last_seen_at=m[prefix + "last_seen_at"],
-            deleted=bool(m[prefix + "deleted"]),
+            id=m["id"],
+            email=m["email"],
+            username=m["username"],
+            status=m["status"],
+            rbac_roles=tuple(m["rbac_roles"] or ()),
+            login_type=m["login_type"],
+            created_at=m["created_at"],
+            updated_at=m["updated_at"],
+            last_seen_at=m["last_seen_at"],
+            deleted=bool(m["deleted"]),
         )
 
 

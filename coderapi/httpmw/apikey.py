@@ -213,14 +213,12 @@ def identify() -> Authenticated | None:
     return outcome if isinstance(outcome, Authenticated) else None
 
 
-def require_api_key(environ: dict[str, Any] | None = None) -> None:
-    """Answer the token's failure, or record its use and put the key and user in the request's environ
-    (`environ`, when the caller has it already).
+def require_api_key(environ: dict[str, Any]) -> None:
+    """Answer the token's failure, or record its use and put the key and user in the request's WSGI
+    environ.
 
     Aborts: 401 (every row of coderd's table that applies), 500 when recording the use fails.
     """
-    if environ is None:
-        environ = request.environ
     if keys.API_KEY in environ:
         return
     # Read once: this runs on every authenticated request, and each context lookup costs.
