@@ -33,7 +33,12 @@ def open_store(values: DeploymentValues, settings: Settings) -> Store:
     pg_url = values.get("pg_connection_url")
     if pg_url:
         max_open = values.get("pg_conn_max_open") or 10
-        return Store(pg_url, pool_size=max(1, min(max_open, 10)), max_overflow=max(0, max_open - 10))
+        return Store(
+            pg_url,
+            pool_size=max(1, min(max_open, 10)),
+            max_overflow=max(0, max_open - 10),
+            token_cache=settings.token_cache,
+        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return Store("sqlite:///" + str(settings.sqlite_path))
 

@@ -33,6 +33,8 @@ class Settings:
     threads: int = 1
     # Git commit the running code was built from, when known (set by packaging or CI).
     git_commit: str = ""
+    # PostgreSQL's token-lookup cache (LISTEN/NOTIFY); off behind a proxy that cannot LISTEN.
+    token_cache: bool = True
 
     @property
     def sqlite_path(self) -> pathlib.Path:
@@ -49,7 +51,19 @@ class Settings:
             workers=_int(env, "CODERAPI_WORKERS", 0, minimum=0),
             threads=_int(env, "CODERAPI_THREADS", 1, minimum=1),
             git_commit=env.get("CODERAPI_GIT_COMMIT", ""),
+            token_cache=_switch(env, "CODERAPI_TOKEN_CACHE", True),
         )
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("on", "true", "1"):
+        return True
+    if raw in ("off", "false", "0"):
+        return False
+    raise SettingsError(f"{name}: {raw!r} is not one of on, off")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, Row, bindparam, delete, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from coderapi.database.keycache import KeyCache
 from coderapi.database.pinned import Disconnected, PinnedConnections
 from coderapi.database.tables import api_keys, users
 from coderapi.database.users import User, now
@@ -147,6 +148,7 @@ def _key_user_from_postgres(row: tuple[bytes | None, ...]) -> tuple[APIKey, User
 class APIKeyQueries:
     engine: Engine
     pinned: PinnedConnections
+    key_cache: KeyCache | None
 
     def insert_api_key(
         self,
@@ -186,12 +188,28 @@ class APIKeyQueries:
         return APIKey(**{**values, "scopes": tuple(scopes)})  # type: ignore[arg-type]
 
     def get_api_key_with_user(self, key_id: str) -> tuple[APIKey, User] | None:
-        """The key with this id and its user (deleted or not): one query, one round trip, on this
-        thread's pinned connection (autocommit on PostgreSQL, so no BEGIN before it, no ROLLBACK after).
+        """The key with this id and its user (deleted or not). On PostgreSQL an answer kept by the
+        token cache while its listener proves nothing changed (keycache.py), else one query, one
+        round trip, on this thread's pinned connection (autocommit on PostgreSQL, so no BEGIN before
+        it, no ROLLBACK after); on SQLite the pinned connection's answer kept under `data_version`.
 
         A connection the server has dropped (a database restart) is replaced, the pool discarded for
         the same reason, and the query tried once more. Raises SQLAlchemyError (DBAPIError) when the
         database fails."""
+        cache = self.key_cache
+        if cache is None:
+            return self._read_api_key_with_user(key_id)
+        kept: tuple[APIKey, User] | None = cache.get(key_id)
+        if kept is not None:
+            return kept
+        # Taken before the read: the answer is kept only if nothing was heard while reading.
+        ticket = cache.ticket()
+        found = self._read_api_key_with_user(key_id)
+        if found is not None:
+            cache.put(key_id, found[1].id, found, ticket)
+        return found
+
+    def _read_api_key_with_user(self, key_id: str) -> tuple[APIKey, User] | None:
         dialect = self.engine.dialect
         sql = _compiled_key_with_user(dialect)
         decode = _key_user_from_postgres if dialect.name == "postgresql" else _key_user_from_sqlite
@@ -204,6 +222,11 @@ class APIKeyQueries:
             except Disconnected as gone:
                 orig: Exception = gone.err
                 raise DBAPIError.instance(sql, [key_id], orig, dialect.loaded_dbapi.Error) from gone.err
+
+    def _forget_key(self, key_id: str) -> None:
+        """This process's own write is seen by its next lookup at once, before the notification."""
+        if self.key_cache is not None:
+            self.key_cache.forget_key(key_id)
 
     def get_api_key_by_id(self, key_id: str) -> APIKey | None:
         with self.engine.connect() as conn:
@@ -232,8 +255,11 @@ class APIKeyQueries:
                 conn.execute(
                     update(users).where(users.c.id == user_id).values(last_seen_at=last_used, updated_at=last_used)
                 )
+        self._forget_key(key_id)
 
     def delete_api_key(self, key_id: str) -> bool:
         """Delete a key; False when there was none."""
         with self.engine.begin() as conn:
-            return conn.execute(delete(api_keys).where(api_keys.c.id == key_id)).rowcount == 1
+            deleted = conn.execute(delete(api_keys).where(api_keys.c.id == key_id)).rowcount == 1
+        self._forget_key(key_id)
+        return deleted

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from coderapi.database import migrate
 from coderapi.database.apikeys import APIKeyQueries
 from coderapi.database.engine import make_engine
+from coderapi.database.keycache import KeyCache
 from coderapi.database.leases import LeaseQueries
 from coderapi.database.pinned import PinnedConnections
 from coderapi.database.siteconfigs import SiteConfigQueries
@@ -19,11 +20,16 @@ from coderapi.database.users import UserQueries
 
 
 class Store(SiteConfigQueries, UserQueries, APIKeyQueries, StatsQueries, LeaseQueries):
-    def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 10, token_cache: bool = True) -> None:
         self.url = url
         self.engine: Engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow)
         # The per-request token lookup's connections (see pinned.py).
         self.pinned = PinnedConnections(self.engine)
+        # PostgreSQL's token-lookup cache, invalidated by LISTEN/NOTIFY (see keycache.py); SQLite's
+        # lookup keeps its own answers under `PRAGMA data_version` (pinned.py).
+        self.key_cache: KeyCache | None = (
+            KeyCache(self.engine) if token_cache and self.engine.dialect.name == "postgresql" else None
+        )
 
     @property
     def dialect(self) -> str:
@@ -35,5 +41,7 @@ class Store(SiteConfigQueries, UserQueries, APIKeyQueries, StatsQueries, LeaseQu
         migrate.upgrade(self.engine)
 
     def close(self) -> None:
+        if self.key_cache is not None:
+            self.key_cache.close()
         self.pinned.close()
         self.engine.dispose()

@@ -6,12 +6,15 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, Row, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from coderapi.database.tables import api_keys, users
+
+if TYPE_CHECKING:
+    from coderapi.database.keycache import KeyCache
 
 STATUS_ACTIVE = "active"
 STATUS_SUSPENDED = "suspended"
@@ -68,6 +71,12 @@ _BY_USERNAME = select(users).where(func.lower(users.c.username) == bindparam("us
 
 class UserQueries:
     engine: Engine
+    key_cache: KeyCache | None
+
+    def _forget_user(self, user_id: uuid.UUID) -> None:
+        """This process's own write is seen by its next lookup at once, before the notification."""
+        if self.key_cache is not None:
+            self.key_cache.forget_user(user_id)
 
     def insert_user(
         self,
@@ -123,10 +132,12 @@ class UserQueries:
             raise ValueError(f"unknown user status {status!r}")
         with self.engine.begin() as conn:
             conn.execute(update(users).where(users.c.id == user_id).values(status=status, updated_at=now()))
+        self._forget_user(user_id)
 
     def update_user_last_seen_at(self, user_id: uuid.UUID, at: dt.datetime) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(users).where(users.c.id == user_id).values(last_seen_at=at, updated_at=at))
+        self._forget_user(user_id)
 
     def delete_user(self, user_id: uuid.UUID) -> None:
         """Mark the user deleted (coderd keeps the row) and delete every API key they hold, in one
@@ -134,3 +145,4 @@ class UserQueries:
         with self.engine.begin() as conn:
             conn.execute(delete(api_keys).where(api_keys.c.user_id == user_id))
             conn.execute(update(users).where(users.c.id == user_id).values(deleted=True, updated_at=now()))
+        self._forget_user(user_id)
