@@ -1,6 +1,7 @@
 """Queries on `api_keys`. The hot path is `get_api_key_with_user`: one query by primary key, joined
-with the key's user, run on every authenticated request (on SQLite an answer is reused only while
-nothing has been committed since, see pinned.py, so revocation is immediate)."""
+with the key's user, for every authenticated request (on SQLite an answer is reused only while
+nothing has been committed since, see pinned.py; on PostgreSQL only while the token cache's listener
+has heard of no change to the key or its user, see keycache.py)."""
 
 from __future__ import annotations
 
@@ -128,7 +129,8 @@ def _key_user(row: Sequence[Any], secret: bytes, deleted: bool) -> tuple[APIKey,
 
 # Both decoders are memoised on the row's values: the same stored values always decode to the same
 # (immutable) objects, and parsing six timestamps, two UUIDs and two JSON documents is most of the
-# lookup's cost. The row itself is still read from the database on every request.
+# lookup's cost. (Whether the row must be read again is decided by pinned.py on SQLite and
+# keycache.py on PostgreSQL.)
 
 
 @functools.lru_cache(maxsize=1024)

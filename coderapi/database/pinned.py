@@ -16,7 +16,8 @@ answered again while that version is unchanged: SQLite changes the version whene
 connection (in this process or another) commits, and the pinned connection never writes, so an
 unchanged version proves that nothing has been committed since the read: the kept answer is exactly
 what reading again would give, never an older one. Checking the version is a fifth of the cost of the
-lookup's join. (PostgreSQL has no such cheap proof; there the row is read every time.)
+lookup's join. (PostgreSQL has no such cheap proof; there the caller keeps answers in a cache that
+PostgreSQL's own notifications invalidate, see keycache.py, and reads here on a miss.)
 
 Connections are per thread and per process (a forked child opens its own). A connection the server
 has dropped is closed and replaced on the next call; `close()` closes every pinned connection.

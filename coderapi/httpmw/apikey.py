@@ -4,9 +4,11 @@
 rate limiter can key on the user before the check runs (coderd's later `PrecheckAPIKey`).
 `require_api_key()`, run before every request under an authenticated prefix, answers the failure
 `identify()` found, records `last_used` / sliding expiry, and puts the key and user in the environ.
-Every request checks the database (one query by primary key; on SQLite an answer is reused only while
-`PRAGMA data_version` proves nothing was committed since, see database/pinned.py): a revoked key, a
-suspended user or an expired key is refused at once on every node.
+Every request checks the key and its user (one query by primary key; on SQLite an answer is reused
+only while `PRAGMA data_version` proves nothing was committed since, see database/pinned.py; on
+PostgreSQL while the token cache's listener has heard of no change, see database/keycache.py): a
+revoked key or a suspended user is refused on every node within milliseconds; expiry is compared
+with the clock here, on every request.
 """
 
 from __future__ import annotations
