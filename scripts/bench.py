@@ -9,15 +9,19 @@ rate-limits`); logging stays on as in production (human lines to stderr, here a 
 Cases and targets (issue 6):
 - GET /api/v2/buildinfo, no token                       req/s ratio >= 0.85
 - GET /api/v2/deployment/ssh, member token, SQLite      req/s ratio >= 0.70
-- GET /api/v2/deployment/ssh, member token, PostgreSQL  req/s ratio >= 0.60
+- GET /api/v2/deployment/ssh, member token, PostgreSQL  req/s ratio >= 0.72, within 0.03 of SQLite (issue 14)
+- the same with PostgreSQL behind a proxy adding 1 ms each way (scripts/delayproxy.py)  ratio >= 0.70
 - GET /api/v2/deployment/config, owner token (SQLite)   req/s ratio >= 0.50
 - every case: p99 <= 2 x the bare app's p99
 - a worker's RSS <= 100 MB after the real server answered 100,000 requests
+- revocation: a token deleted in PostgreSQL (as psql would) is refused by the warmed PostgreSQL node
+  in a median <= 20 ms and at most 200 ms over `--revocation-trials` trials
 
 Writes the "HTTP" section of BENCHMARKS.md (other sections are kept). Exit status 1 when a target is
 missed.
 
-    .venv/bin/python scripts/bench.py [--duration 10] [--connections 16] [--no-postgres] [--output BENCHMARKS.md]
+    .venv/bin/python scripts/bench.py [--duration 10] [--connections 16] [--no-postgres] [--only TEXT]
+        [--revocation-trials 100] [--output BENCHMARKS.md]
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from benchreport import machine, write_section
+from delayproxy import delaying_proxy
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VENV_BIN = pathlib.Path(sys.executable).parent
@@ -50,6 +55,11 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 RSS_AFTER_REQUESTS = 100_000
 RSS_LIMIT_MB = 100.0
 P99_FACTOR = 2.0
+# PostgreSQL "a network hop away": the delay the proxy adds in each direction.
+PROXY_DELAY_MS = 1.0
+PG_WITHIN_SQLITE = 0.03
+REVOCATION_MEDIAN_MS = 20.0
+REVOCATION_MAX_MS = 200.0
 
 BARE_APP = '''
 """The floor: a bare Flask app answering recorded bodies."""
@@ -80,14 +90,21 @@ class Case:
     name: str
     path: str
     token: str  # "", "member" or "owner"
-    database: str  # "sqlite" or "postgres"
+    database: str  # "sqlite", "postgres" or "postgres-far" (behind the delaying proxy)
     target: float
 
 
 CASES = [
     Case("buildinfo (public)", "/api/v2/buildinfo", "", "sqlite", 0.85),
     Case("deployment/ssh (token, SQLite)", "/api/v2/deployment/ssh", "member", "sqlite", 0.70),
-    Case("deployment/ssh (token, PostgreSQL)", "/api/v2/deployment/ssh", "member", "postgres", 0.60),
+    Case("deployment/ssh (token, PostgreSQL)", "/api/v2/deployment/ssh", "member", "postgres", 0.72),
+    Case(
+        f"deployment/ssh (token, PostgreSQL {PROXY_DELAY_MS:g} ms away)",
+        "/api/v2/deployment/ssh",
+        "member",
+        "postgres-far",
+        0.70,
+    ),
     Case("deployment/config (owner)", "/api/v2/deployment/config", "owner", "sqlite", 0.50),
 ]
 
@@ -282,6 +299,46 @@ def create_pg_database() -> tuple[str, str]:
     return name, f"postgres://postgres@127.0.0.1:5432/{name}"
 
 
+def revocation_ms(node: Node, pg_url: str, trials: int) -> list[float]:
+    """Per trial: a fresh token, used twice (the node keeps its answer), deleted with a direct DELETE
+    in PostgreSQL; the milliseconds from the DELETE's commit until the node answers 401."""
+    import psycopg
+
+    sys.path.insert(0, str(ROOT))
+    from coderapi import apikey
+    from coderapi.database import Store
+
+    store = Store(pg_url, token_cache=False)
+    took: list[float] = []
+    try:
+        user = store.get_user_by_username("bench-member")
+        assert user is not None
+        with psycopg.connect(pg_url, autocommit=True) as psql:
+            for i in range(trials):
+                token = apikey.issue(store, user.id, datetime.timedelta(hours=1), token_name=f"revoke-{i}")
+                hdrs = {"Coder-Session-Token": token}
+                for _ in range(3):
+                    fetch(node.url + "/api/v2/deployment/ssh", hdrs)
+                psql.execute("DELETE FROM api_keys WHERE id = %s", (apikey.split(token)[0],))
+                start = time.perf_counter()
+                while status_of(node.url + "/api/v2/deployment/ssh", hdrs) == 200:
+                    if time.perf_counter() - start > 5:
+                        raise SystemExit("a deleted token was still accepted after 5 s")
+                took.append((time.perf_counter() - start) * 1000)
+    finally:
+        store.close()
+    return took
+
+
+def status_of(url: str, headers: Mapping[str, str]) -> int:
+    import urllib.error
+
+    try:
+        return fetch(url, headers)[0]
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
 def drop_pg_database(name: str) -> None:
     import psycopg
 
@@ -356,26 +413,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     ap.add_argument("--rounds", type=int, default=5, help="alternating runs per server and case (default 5)")
-    ap.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL case")
+    ap.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL cases")
+    ap.add_argument("--only", default="", help="run only the cases whose name contains this text")
+    ap.add_argument(
+        "--revocation-trials", type=int, default=100, help="revocation trials on the PostgreSQL node (0: none)"
+    )
     ap.add_argument("--output", type=pathlib.Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--profile", action="store_true", help="also sample one real worker per case with py-spy")
     args = ap.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian package wrk)")
 
-    cases = [c for c in CASES if not (args.no_postgres and c.database == "postgres")]
+    cases = [c for c in CASES if not (args.no_postgres and c.database.startswith("postgres"))]
+    cases = [c for c in cases if args.only in c.name]
     work = pathlib.Path(tempfile.mkdtemp(prefix="coderapi-bench-"))
     pg_name, pg_url = create_pg_database() if any(c.database == "postgres" for c in cases) else ("", "")
+    far_name, far_url = create_pg_database() if any(c.database == "postgres-far" for c in cases) else ("", "")
+    proxy_port = free_port()
+    revocation: list[float] = []
     rows: list[tuple[Case, Result, Result]] = []
     rss: list[float] = []
+    pg_rss: list[float] = []
     profiles: dict[str, list[tuple[float, str]]] = {}
     served = 0
     try:
-        with real_server(work, "sqlite", "") as sqlite_node:
+        with (
+            real_server(work, "sqlite", "") as sqlite_node,
+            delaying_proxy(proxy_port, 5432, PROXY_DELAY_MS),
+        ):
             pg_ctx = real_server(work, "postgres", pg_url) if pg_name else None
             pg_node = pg_ctx.__enter__() if pg_ctx is not None else None
+            far_url_proxied = far_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy_port}")
+            far_ctx = real_server(work, "postgres-far", far_url_proxied) if far_name else None
+            far_node = far_ctx.__enter__() if far_ctx is not None else None
             try:
-                nodes = {"sqlite": sqlite_node, "postgres": pg_node}
+                nodes = {"sqlite": sqlite_node, "postgres": pg_node, "postgres-far": far_node}
                 bodies: dict[str, tuple[int, str, str]] = {}
                 for case in cases:
                     node = nodes[case.database]
@@ -403,9 +475,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                             f" req/s, ratio {real.requests_per_sec / floor.requests_per_sec:.2f}",
                             flush=True,
                         )
+                if pg_node is not None and args.revocation_trials:
+                    revocation = revocation_ms(pg_node, pg_url, args.revocation_trials)
                 # Top the SQLite server up to 100,000 requests, then read its workers' memory.
-                sqlite_case = cases[1] if len(cases) > 1 else cases[0]
-                while served < RSS_AFTER_REQUESTS:
+                sqlite_case = next((c for c in cases if c.database == "sqlite" and c.token), cases[0])
+                while served < RSS_AFTER_REQUESTS and not args.only:
                     r = wrk(
                         sqlite_node.url + sqlite_case.path,
                         headers_for(sqlite_case, sqlite_node),
@@ -415,15 +489,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                     served += r.requests
                 rss = worker_rss_mb(sqlite_node.proc.pid)
+                if pg_node is not None:
+                    pg_rss = worker_rss_mb(pg_node.proc.pid)
             finally:
+                if far_ctx is not None:
+                    far_ctx.__exit__(None, None, None)
                 if pg_ctx is not None:
                     pg_ctx.__exit__(None, None, None)
     finally:
-        if pg_name:
-            drop_pg_database(pg_name)
+        for name in (pg_name, far_name):
+            if name:
+                drop_pg_database(name)
         shutil.rmtree(work, ignore_errors=True)
 
-    ok, section = report(rows, rss, served, args)
+    ok, section = report(rows, rss, served, args, revocation, pg_rss)
     for name, top in profiles.items():
         print(f"\npy-spy, {name}: share of one worker's busy samples (inclusive)")
         for share, frame in top:
@@ -460,7 +539,14 @@ def hot_spots(profiles: dict[str, list[tuple[float, str]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report(rows: list[tuple[Case, Result, Result]], rss: list[float], served: int, args: Any) -> tuple[bool, str]:
+def report(
+    rows: list[tuple[Case, Result, Result]],
+    rss: list[float],
+    served: int,
+    args: Any,
+    revocation: Sequence[float] = (),
+    pg_rss: Sequence[float] = (),
+) -> tuple[bool, str]:
     from coderapi.config.settings import Settings
     from coderapi.serving import default_workers
 
@@ -505,6 +591,34 @@ def report(rows: list[tuple[Case, Result, Result]], rss: list[float], served: in
             f"Worker memory after the SQLite server answered {served:,} requests: "
             f"{', '.join(f'{r:.1f}' for r in sorted(rss))} MB RSS; largest {worst:.1f} MB "
             f"(target ≤ {RSS_LIMIT_MB:.0f} MB) {'✅' if worst <= RSS_LIMIT_MB else '❌'}.",
+        ]
+    ratios = {c.database: r.requests_per_sec / b.requests_per_sec for c, r, b in rows if c.token and b.requests_per_sec}
+    if "postgres" in ratios and "sqlite" in ratios:
+        gap = ratios["sqlite"] - ratios["postgres"]
+        ok &= gap <= PG_WITHIN_SQLITE
+        lines += [
+            "",
+            f"ssh ratio on SQLite minus ssh ratio on PostgreSQL: {gap:+.3f} (target ≤ {PG_WITHIN_SQLITE:.2f}) "
+            f"{'✅' if gap <= PG_WITHIN_SQLITE else '❌'}. The PostgreSQL {PROXY_DELAY_MS:g} ms case goes through "
+            f"scripts/delayproxy.py on 127.0.0.1 ({PROXY_DELAY_MS:g} ms each way).",
+        ]
+    if revocation:
+        import statistics
+
+        median, worst = statistics.median(revocation), max(revocation)
+        met = median <= REVOCATION_MEDIAN_MS and worst <= REVOCATION_MAX_MS
+        ok &= met
+        lines += [
+            "",
+            f"Revocation on the PostgreSQL node (token used, then a direct `DELETE` in PostgreSQL, then "
+            f"requests until 401; {len(revocation)} trials): median {median:.2f} ms, max {worst:.2f} ms "
+            f"(target ≤ {REVOCATION_MEDIAN_MS:.0f} / ≤ {REVOCATION_MAX_MS:.0f} ms) {'✅' if met else '❌'}.",
+        ]
+    if pg_rss:
+        lines += [
+            "",
+            f"PostgreSQL node's workers: {', '.join(f'{r:.1f}' for r in sorted(pg_rss))} MB RSS, each with one "
+            "pinned connection per serving thread and one listener connection and thread (the token cache).",
         ]
     lines += ["", f"All targets met: {'yes' if ok else 'NO'}.", ""]
     return ok, "\n".join(lines)
