@@ -3,6 +3,7 @@ notifications the triggers of migration 0002 send, off whenever the listener is 
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 import uuid
@@ -300,3 +301,43 @@ def test_unused_id_is_not_cached(store: Store) -> None:
     missing = uuid.uuid4().hex[:10]
     assert store.get_api_key_with_user(missing) is None
     assert missing not in cache_of(store).entries
+
+
+def test_each_forked_worker_listens_and_sees_revocation_by_the_cli(
+    store: Store, psql: psycopg.Connection[Any], make_user: MakeUser, make_token: MakeToken, start_server: Any
+) -> None:
+    from tests.conftest import coderapi_cli, http_request
+
+    token = make_token(make_user("served"))
+    server = start_server(env={"CODER_PG_CONNECTION_URL": store.url}, workers=2)
+    env = {**server_env(server), "CODER_PG_CONNECTION_URL": store.url}
+    headers = {"Coder-Session-Token": token}
+
+    def listeners() -> int:
+        # Listeners of this test process's own Stores (winding down) aside.
+        row = psql.execute(
+            "SELECT count(DISTINCT application_name) FROM pg_stat_activity"
+            " WHERE application_name LIKE 'coderapi-keycache %%' AND application_name <> %s"
+            " AND datname = current_database()",
+            (f"coderapi-keycache {os.getpid()}",),
+        ).fetchone()
+        return int(row[0]) if row is not None else 0
+
+    # Enough requests that both workers serve some (and start their listeners after the fork).
+    deadline = time.monotonic() + 20
+    while listeners() < 2 and time.monotonic() < deadline:
+        for _ in range(10):
+            assert http_request(server.port, "GET", "/api/v2/deployment/ssh", headers)[0] == 200
+        time.sleep(0.05)
+    assert listeners() == 2, "one listener per worker process"
+    coderapi_cli("users", "suspend", "served", env=env)
+    # Seen by every worker within milliseconds (the CLI process's exit alone takes longer).
+    for _ in range(20):
+        status, _h, body = http_request(server.port, "GET", "/api/v2/deployment/ssh", headers)
+        assert status == 401, body
+
+
+def server_env(server: Any) -> dict[str, str]:
+    from tests.conftest import child_env
+
+    return child_env({"CODERAPI_DATA_DIR": str(server.log.parent / "cli")})

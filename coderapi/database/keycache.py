@@ -43,6 +43,8 @@ from sqlalchemy import Engine
 log = logging.getLogger("coderapi.keycache")
 
 CHANNEL = "coderapi_auth"
+# The listener's connection, as pg_stat_activity shows it (with the worker's pid).
+APPLICATION_NAME = "coderapi-keycache"
 MAX_ENTRIES = 10_000
 MAX_AGE_SECONDS = 60.0
 # How long the self-test notification may take to come back before LISTEN is judged not to work.
@@ -228,7 +230,7 @@ class KeyCache:
         # Keepalives: a network that drops silently is noticed within about 11 s, not TCP's hours.
         return psycopg.connect(
             url, autocommit=True, connect_timeout=5, keepalives=1, keepalives_idle=5, keepalives_interval=2,
-            keepalives_count=3, application_name="coderapi-keycache",
+            keepalives_count=3, application_name=f"{APPLICATION_NAME} {os.getpid()}",
         )  # fmt: skip
 
     def _listen(self, conn: Any, stop: threading.Event) -> bool:
