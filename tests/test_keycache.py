@@ -231,6 +231,16 @@ def test_an_answer_read_while_the_listener_was_down_is_not_kept(
     assert kid not in cache.entries
 
 
+def test_forgotten_keys_leave_no_index_behind(store: Store, make_user: MakeUser, make_token: MakeToken) -> None:
+    user = make_user("churn")
+    for i in range(5):
+        kid = key_id(make_token(user, name=f"c{i}"))
+        warm(store, kid)
+        assert store.delete_api_key(kid)
+    assert cache_of(store).entries == {}
+    assert cache_of(store).by_user == {}
+
+
 def test_missed_notification_lives_at_most_the_age_bound(
     store: Store, psql: psycopg.Connection[Any], make_user: MakeUser, make_token: MakeToken
 ) -> None:

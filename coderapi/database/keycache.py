@@ -72,6 +72,7 @@ class Ticket(NamedTuple):
 
     epoch: int
     seq: int
+    at: float  # monotonic time: an entry's age counts from before its read
 
 
 class KeyCache:
@@ -81,8 +82,8 @@ class KeyCache:
         self.engine = engine
         self.max_entries = max_entries
         self.max_age = max_age
-        # key id -> (epoch when read, monotonic time when read, answer)
-        self.entries: dict[str, tuple[int, float, Any]] = {}
+        # key id -> (epoch when read, monotonic time before the read, answer, user id as text)
+        self.entries: dict[str, tuple[int, float, Any, str]] = {}
         self.by_user: dict[str, set[str]] = {}  # user id (text) -> key ids cached for them
         self.epoch = 0  # 0: not listening
         self.seq = 0  # notifications handled (and local invalidations)
@@ -108,7 +109,7 @@ class KeyCache:
         return entry[2]
 
     def ticket(self) -> Ticket:
-        return Ticket(self.epoch, self.seq)
+        return Ticket(self.epoch, self.seq, time.monotonic())
 
     def put(self, key_id: str, user_id: uuid.UUID, answer: Any, ticket: Ticket) -> None:
         """Keep `answer`, read after `ticket` was taken, unless anything was heard since."""
@@ -120,15 +121,23 @@ class KeyCache:
             if len(self.entries) >= self.max_entries:
                 self.entries.clear()
                 self.by_user.clear()
-            self.entries[key_id] = (ticket.epoch, time.monotonic(), answer)
-            self.by_user.setdefault(str(user_id), set()).add(key_id)
+            user = str(user_id)
+            self.entries[key_id] = (ticket.epoch, ticket.at, answer, user)
+            self.by_user.setdefault(user, set()).add(key_id)
 
     # --- invalidation ---------------------------------------------------------------------------------
 
     def forget_key(self, key_id: str) -> None:
         with self._lock:
             self.seq += 1
-            self.entries.pop(key_id, None)
+            entry = self.entries.pop(key_id, None)
+            if entry is not None:
+                # Keeps the index as small as the entries (keys created and deleted forever).
+                keys = self.by_user.get(entry[3])
+                if keys is not None:
+                    keys.discard(key_id)
+                    if not keys:
+                        del self.by_user[entry[3]]
 
     def forget_user(self, user_id: uuid.UUID | str) -> None:
         with self._lock:
