@@ -21,9 +21,10 @@ import threading
 import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
-from coderapi import serving
+from coderapi import apikey, serving
 from coderapi.httpmw.apikey import FETCH_KEY_ERROR_DETAIL, INTERNAL_ERROR_MESSAGE
 from tests.conftest import (
     LiveServer,
@@ -211,6 +212,13 @@ def test_postgres_outage_and_recovery(private_pg: PrivatePostgres, tmp_path: pat
             assert get(server, "/api/v2/users/me/keys/tokens/tokenconfig", owner)[0] == 200
             assert get(server, "/api/v2/deployment/ssh", server.member_token)[0] == 200
         assert took < 30
+        # A token deleted after the restart is refused by every worker right away, whether its token
+        # cache's listener has reconnected yet or not (until then it reads the database).
+        with psycopg.connect(private_pg.url, autocommit=True) as psql:
+            psql.execute("DELETE FROM api_keys WHERE id = %s", (apikey.split(server.member_token)[0],))
+        time.sleep(0.2)
+        for _ in range(10):
+            assert get(server, "/api/v2/deployment/ssh", server.member_token)[0] == 401
 
 
 def test_postgres_down_before_a_request_ever_reached_it(private_pg: PrivatePostgres, tmp_path: pathlib.Path) -> None:
