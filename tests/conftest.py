@@ -14,15 +14,23 @@ from sqlalchemy import text
 from coderapi import apikey
 from coderapi.app import create_app, shutdown
 from coderapi.config import DeploymentValues, load
-from coderapi.config.settings import Settings
+from coderapi.config.settings import WIRE_FORMATS, Settings
 from coderapi.database import Store
 from coderapi.database.tables import metadata
 from coderapi.database.users import User
 from tests import services
 
-# Nothing in the tests may reach the internet: the release feed points at a closed local port unless a
-# test serves its own fake feed.
+# Nothing in the tests may reach the internet: no release feed is known (CODERAPI_SOURCE_URL unset)
+# unless a test serves its own fake feed; a feed that is down is a closed local port.
 CLOSED_FEED_URL = "http://127.0.0.1:9/releases/latest"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that builds an app (through `settings`) runs in both wire forms, or in the forms its
+    `@pytest.mark.wire_format(...)` marker names (a test of one form's bytes)."""
+    if "wire_format" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("wire_format")
+        metafunc.parametrize("wire_format", marker.args if marker else WIRE_FORMATS)
 
 
 @pytest.fixture(scope="session")
@@ -67,8 +75,8 @@ def sqlite_store(tmp_path: pathlib.Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def settings(tmp_path: pathlib.Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", update_check_url=CLOSED_FEED_URL)
+def settings(tmp_path: pathlib.Path, wire_format: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", wire_format=wire_format)
 
 
 MakeValues = Callable[..., DeploymentValues]
@@ -216,7 +224,8 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_CHILD_ENV_DROP)}
-    env["CODERAPI_UPDATE_CHECK_URL"] = CLOSED_FEED_URL
+    # The update check is off unless a test turns it on (with a feed of its own).
+    env["CODER_UPDATE_CHECK"] = "false"
     env.update(extra or {})
     return env
 

@@ -347,6 +347,7 @@ def test_challenge_uses_access_url(make_app: MakeApp) -> None:
     )
 
 
+@pytest.mark.wire_format("reference")
 @pytest.mark.parametrize(
     ("method", "path", "with_token"),
     [
@@ -400,6 +401,7 @@ def test_app_without_auth_hook_fails_loudly(app: Flask) -> None:
             current_api_key()
 
 
+@pytest.mark.wire_format("reference")
 def test_every_authenticated_route_refuses_without_a_token(app: Flask) -> None:
     """Walks the route table: every view under an authenticated prefix answers 401 without a token."""
     from coderapi.routes import AUTHENTICATED_PREFIXES

@@ -9,6 +9,7 @@ from coderapi import config, logs, serving
 from coderapi.cli.options import CODER_FLAGS, fail, resolve_values
 from coderapi.config.settings import Settings, SettingsError, process_environ
 from coderapi.httpmw.realip import ProxyConfigError, RealIPConfig
+from coderapi.services import updatecheck
 
 
 @click.command("server", context_settings=CODER_FLAGS, add_help_option=False)
@@ -35,6 +36,7 @@ def server(ctx: click.Context) -> None:
         serving.migrate(values, settings)
     except (SQLAlchemyError, OSError) as err:
         fail(f"migrate database: {_one_line(err)}")
+    updatecheck.announce(values, settings)
 
     def resolve() -> object:
         # SIGHUP: the same flags, the environment and YAML file as they are now.

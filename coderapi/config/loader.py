@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from coderapi.config.options import OPTIONS, Option
+from coderapi.config.settings import WIRE_FORMAT_REFERENCE
 from coderapi.config.values import compose_yaml, parse_bool, quote, write_csv_record
 
 logger = logging.getLogger("coderapi")
@@ -73,7 +74,7 @@ class DeploymentValues:
     `/deployment/config` and `/deployment/ssh` bodies are computed once.
     """
 
-    __slots__ = ("_body", "_defaults", "_sources", "_ssh", "_values", "experiments")
+    __slots__ = ("_bodies", "_defaults", "_sources", "_ssh", "_values", "experiments")
 
     def __init__(
         self,
@@ -87,7 +88,7 @@ class DeploymentValues:
         self._sources = sources
         self._defaults = defaults
         self._ssh = ssh
-        self._body: dict[str, Any] | None = None
+        self._bodies: dict[str, dict[str, Any]] = {}
         #: coderd.ReadExperiments: lower-cased, `*` expanded to the safe list, order kept.
         self.experiments = experiments
 
@@ -108,13 +109,15 @@ class DeploymentValues:
         for opt in OPTIONS:
             yield opt, self._values[opt.field]
 
-    def deployment_config(self) -> dict[str, Any]:
-        """The `GET /deployment/config` body, `{"config": ..., "options": [...]}`, secrets removed."""
-        if self._body is None:
+    def deployment_config(self, form: str = WIRE_FORMAT_REFERENCE) -> dict[str, Any]:
+        """The `GET /deployment/config` body in wire form `form`, `{"config": ..., "options": [...]}`,
+        secrets removed."""
+        body = self._bodies.get(form)
+        if body is None:
             from coderapi.config.wire import deployment_config_body
 
-            self._body = deployment_config_body(self)
-        return self._body
+            body = self._bodies[form] = deployment_config_body(self, form)
+        return body
 
     def ssh_config(self) -> dict[str, Any]:
         """The `GET /deployment/ssh` body (`codersdk.SSHConfigResponse`)."""

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import pathlib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-PROJECT_URL = "https://github.com/coderapi/coderapi"
-DEFAULT_UPDATE_CHECK_URL = "https://api.github.com/repos/coderapi/coderapi/releases/latest"
+# The wire forms (see coderapi.sdk.wireform): the API reference's, or coderd's real one.
+WIRE_FORMAT_REFERENCE = "reference"
+WIRE_FORMAT_CODERD = "coderd"
+WIRE_FORMATS = (WIRE_FORMAT_REFERENCE, WIRE_FORMAT_CODERD)
 
 
 class SettingsError(ValueError):
@@ -27,12 +30,26 @@ def process_environ() -> Mapping[str, str]:
 @dataclass(frozen=True)
 class Settings:
     data_dir: pathlib.Path
-    update_check_url: str = DEFAULT_UPDATE_CHECK_URL
+    # The project's source repository (`https://github.com/<owner>/<name>`); "" when none is known. The
+    # build's `external_url`, its commit link and the release feed are derived from it.
+    source_url: str = ""
+    # The release feed the update checker reads; "" derives it from a GitHub `source_url` (else none).
+    update_check_url: str = ""
     rate_limit_redis_url: str = ""
     workers: int = 0  # 0: chosen from the CPU count when serving
     threads: int = 1
     # Git commit the running code was built from, when known (set by packaging or CI).
     git_commit: str = ""
+    wire_format: str = WIRE_FORMAT_REFERENCE
+
+    @property
+    def release_feed_url(self) -> str:
+        """The release feed: `update_check_url` when set, else GitHub's latest-release JSON of a GitHub
+        `source_url`, else "" (no feed known)."""
+        if self.update_check_url:
+            return self.update_check_url
+        repo = github_repository(self.source_url)
+        return f"https://api.github.com/repos/{repo}/releases/latest" if repo else ""
 
     @property
     def sqlite_path(self) -> pathlib.Path:
@@ -44,12 +61,42 @@ class Settings:
         data_dir = env.get("CODERAPI_DATA_DIR") or str(pathlib.Path.home() / ".config" / "coderapi")
         return cls(
             data_dir=pathlib.Path(data_dir).expanduser(),
-            update_check_url=env.get("CODERAPI_UPDATE_CHECK_URL") or DEFAULT_UPDATE_CHECK_URL,
+            source_url=_url(env, "CODERAPI_SOURCE_URL"),
+            update_check_url=_url(env, "CODERAPI_UPDATE_CHECK_URL"),
             rate_limit_redis_url=env.get("CODERAPI_RATE_LIMIT_REDIS_URL", ""),
             workers=_int(env, "CODERAPI_WORKERS", 0, minimum=0),
             threads=_int(env, "CODERAPI_THREADS", 1, minimum=1),
             git_commit=env.get("CODERAPI_GIT_COMMIT", ""),
+            wire_format=_choice(env, "CODERAPI_WIRE_FORMAT", WIRE_FORMATS),
         )
+
+
+def github_repository(url: str) -> str:
+    """`owner/name` of a `https://github.com/owner/name` URL (a trailing `/` or `.git` allowed), else ""."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "https" or parts.hostname != "github.com":
+        return ""
+    path = parts.path.strip("/").removesuffix(".git").split("/")
+    return "/".join(path) if len(path) == 2 and all(path) else ""
+
+
+def _url(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ""
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"{name}: {raw!r} is not an http(s) URL")
+    return raw.rstrip("/")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "")
+    if raw == "":
+        return choices[0]
+    if raw not in choices:
+        raise SettingsError(f"{name}: {raw!r} is not one of {', '.join(choices)}")
+    return raw
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

@@ -10,6 +10,7 @@ Python values: String, Enum, YAMLConfigPath and Regexp are `str`; Bool `bool`; I
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -657,6 +658,10 @@ class Kind:
         """The JSON form in `options[].value` (differs only for Regexp)."""
         return self.to_json(value)
 
+    def coderd_json(self, value: Any) -> Any:
+        """coderd's own JSON form, the same in `config` and `options[].value` (the `coderd` wire form)."""
+        return value
+
     def to_yaml(self, value: Any) -> Any:
         """Plain data for `--write-config`."""
         return value
@@ -763,6 +768,13 @@ class URLKind(Kind):
             "user": {},
         }
 
+    def coderd_json(self, value: Any) -> str:
+        # serpent's URL.MarshalJSON: the canonical text, "" when unset; without the user info, which
+        # coderd would echo: credentials are never echoed, as `user` is always {} in the reference form.
+        if value.username is not None:
+            value = dataclasses.replace(value, username=None, password=None)
+        return str(value)
+
     def to_yaml(self, value: Any) -> str:
         return str(value)
 
@@ -778,6 +790,9 @@ class HostPortKind(Kind):
 
     def to_json(self, value: Any) -> dict[str, str]:
         return {"host": value.host, "port": value.port}
+
+    def coderd_json(self, value: Any) -> str:
+        return str(value)  # `host:port`, IPv6 bracketed, "" when unset
 
     def to_yaml(self, value: Any) -> str:
         return str(value)
@@ -801,6 +816,10 @@ class StringArrayKind(Kind):
 
     def to_json(self, value: Any) -> list[str]:
         return list(value)
+
+    def coderd_json(self, value: Any) -> list[str] | None:
+        # Empty input resets serpent's StringArray to nil, which Go writes as null.
+        return list(value) if value else None
 
     def to_yaml(self, value: Any) -> list[str]:
         return list(value)
@@ -845,6 +864,9 @@ class RegexpKind(Kind):
         return {}
 
     def option_json(self, value: Any) -> str:
+        return str(value)
+
+    def coderd_json(self, value: Any) -> str:
         return str(value)
 
 
@@ -912,6 +934,11 @@ class StructMapKind(StructKind):
     def to_json(self, value: Any) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, list) else v) for k, v in sorted(value.items())}
 
+    def coderd_json(self, value: Any) -> dict[str, Any]:
+        # The bare map, keys sorted as Go writes maps. Every map option has a default (`{}` at least),
+        # so the map is never nil and never null.
+        return {k: (list(v) or None if isinstance(v, list) else v) for k, v in sorted(value.items())}
+
     def to_yaml(self, value: Any) -> dict[str, Any]:
         return self.to_json(value)
 
@@ -921,6 +948,8 @@ class StructField:
     yaml: str
     kind: str  # "str", "bool" or "strings"
     in_json: bool = True
+    # Left out of coderd's JSON at its zero value (`json:",omitempty"`); the reference form keeps it.
+    omitempty: bool = False
 
 
 def _copy(value: Any) -> Any:
@@ -972,6 +1001,20 @@ class StructListKind(StructKind):
         json_fields = [f for f in self.fields if f.in_json]
         return {"value": [{f.yaml: _copy(item[f.yaml]) for f in json_fields} for item in value]}
 
+    def coderd_json(self, value: Any) -> list[dict[str, Any]] | None:
+        # The bare slice (null when nil: an empty sequence decodes to nil); nil arrays inside are null.
+        if not value:
+            return None
+        out = []
+        for item in value:
+            entry: dict[str, Any] = {}
+            for f in self.fields:
+                if not f.in_json or (f.omitempty and not item[f.yaml]):
+                    continue
+                entry[f.yaml] = (list(item[f.yaml]) or None) if f.kind == "strings" else item[f.yaml]
+            out.append(entry)
+        return out
+
     def to_yaml(self, value: Any) -> list[dict[str, Any]]:
         return [{f.yaml: item[f.yaml] for f in self.fields} for item in value]
 
@@ -1002,6 +1045,9 @@ class Validated(Kind):
 
     def option_json(self, value: Any) -> Any:
         return self.inner.option_json(value)
+
+    def coderd_json(self, value: Any) -> Any:
+        return self.inner.coderd_json(value)
 
     def to_yaml(self, value: Any) -> Any:
         return self.inner.to_yaml(value)
