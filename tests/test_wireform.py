@@ -555,3 +555,21 @@ def test_load_is_unchanged_by_the_form() -> None:
     values = load((), {})
     assert values.deployment_config("reference") is values.deployment_config("reference")
     assert values.deployment_config("coderd") != values.deployment_config("reference")
+
+
+@pytest.mark.slow
+def test_a_live_coderd_form_server_decodes(tmp_path: Any) -> None:
+    """The same rules against real gunicorn workers started with `CODERAPI_WIRE_FORMAT=coderd`."""
+    from tests.conftest import live_server
+
+    env = {"CODERAPI_WIRE_FORMAT": "coderd", **ACCEPTANCE_ENV}
+    with live_server(tmp_path / "coderd", env=env) as live:
+        token = {"Coder-Session-Token": live.owner_token}
+        status, _headers, body = live.request("GET", "/api/v2/deployment/config", token)
+        assert status == 200
+        decode_deployment_config(json.loads(body))
+        assert b"sentinel" not in body
+        status, _headers, body = live.request("GET", "/api/v2/experiments/available", token)
+        assert (status, body) == (200, b'{"safe":[]}\n')
+        status, _headers, body = live.request("POST", "/api/v2/csp/reports", {}, b"{}")
+        assert (status, body) == (200, b'"ok"\n')
