@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from coderapi.config.options import OPTIONS, Option
-from coderapi.config.values import compose_yaml, parse_bool, quote, write_csv_record
+from coderapi.config.values import compose_yaml, parse_bool, write_csv_record
+from coderapi.goquote import quote
 
 logger = logging.getLogger("coderapi")
 

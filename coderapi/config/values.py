@@ -18,31 +18,13 @@ from typing import Any
 
 import yaml
 
+from coderapi.goquote import quote
+
 MAX_INT64 = (1 << 63) - 1
 MIN_INT64 = -(1 << 63)
 
 # --------------------------------------------------------------------------------------------------
-# Go text helpers
-
-
-def quote(s: str) -> str:
-    """Go's %q, near enough: double quotes, backslash escapes, non-printables escaped (one line)."""
-    out = []
-    for ch in s:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif not ch.isprintable():
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+# Go text helpers (`quote` is Go's %q, from coderapi.goquote)
 
 
 _DIGITS = "0123456789"
