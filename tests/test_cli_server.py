@@ -101,3 +101,32 @@ def test_db_migrate_unreachable_database_is_one_line(runner: CliRunner) -> None:
     assert out.exit_code == 1
     assert len(out.stderr.strip().splitlines()) == 1
     assert out.stderr.startswith("error: migrate: ")
+
+
+def test_write_config_leaves_out_external_auth_providers_from_the_environment(tmp_path: pathlib.Path) -> None:
+    from coderapi.config import load
+    from tests.conftest import child_env, coderapi_cli
+
+    yaml_path = tmp_path / "in.yaml"
+    yaml_path.write_text("externalAuthProviders:\n  - id: from-yaml\n    type: gitlab\n")
+    env = child_env(
+        {
+            "CODERAPI_DATA_DIR": str(tmp_path / "data"),
+            "CODER_CONFIG_PATH": str(yaml_path),
+            "CODER_EXTERNAL_AUTH_0_ID": "from-env",
+            "CODER_EXTERNAL_AUTH_0_TYPE": "github",
+            "CODER_EXTERNAL_AUTH_0_CLIENT_ID": "client-id-x",
+            "CODER_EXTERNAL_AUTH_0_CLIENT_SECRET": "s3cr3t-client-value",
+            "CODER_EXTERNAL_AUTH_0_EXTRA_TOKEN_KEYS": "hidden-key-one hidden-key-two",
+        }
+    )
+    out = coderapi_cli("server", "--write-config", env=env)
+    for secret in ("s3cr3t-client-value", "hidden-key-one", "hidden-key-two", "from-env"):
+        assert secret not in out
+    written = yaml.safe_load(out)["externalAuthProviders"]
+    assert [p["id"] for p in written] == ["from-yaml"]
+    # The output used with the same environment lists each provider once.
+    out_path = tmp_path / "out.yaml"
+    out_path.write_text(out)
+    again = load((), {**env, "CODER_CONFIG_PATH": str(out_path)})
+    assert [p["id"] for p in again.get("external_auth")] == ["from-yaml", "from-env"]
