@@ -562,12 +562,26 @@ _YAML_TRUE = {"true", "yes", "on", "y"}
 _YAML_FALSE = {"false", "no", "off", "n"}
 
 
+# Text PyYAML quotes from the document in a problem (an alias or tag name); a one-character token such
+# as ':' or '\\t', or a token kind such as '<scalar>', says what is wrong without revealing a value.
+_YAML_QUOTED_TEXT = re.compile(r"\s*'(?!<)[^']{3,}'")
+
+
 def compose_yaml(text: str) -> yaml.Node | None:
-    """One YAML document as a node tree, or None when the text holds no document."""
+    """One YAML document as a node tree, or None when the text holds no document. A syntax error is a
+    ValueError naming the problem, line and column, never PyYAML's snippet of the line: the line can
+    hold a secret."""
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as err:
-        raise ValueError("invalid YAML: " + " ".join(str(err).split())) from None
+    except yaml.MarkedYAMLError as err:
+        problem = _YAML_QUOTED_TEXT.sub("", err.problem or err.context or "syntax error")
+        mark = err.problem_mark or err.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ValueError(f"invalid YAML: {' '.join(problem.split())}{where}") from None
+    except yaml.reader.ReaderError as err:
+        raise ValueError(f"invalid YAML: a character YAML does not allow at offset {err.position}") from None
+    except yaml.YAMLError:
+        raise ValueError("invalid YAML") from None
 
 
 def _is_null(node: yaml.Node | None) -> bool:
