@@ -130,3 +130,44 @@ def test_write_config_leaves_out_external_auth_providers_from_the_environment(tm
     out_path.write_text(out)
     again = load((), {**env, "CODER_CONFIG_PATH": str(out_path)})
     assert [p["id"] for p in again.get("external_auth")] == ["from-yaml", "from-env"]
+
+
+BAD_PG_URLS = [
+    ("postgres://u:pw@127.0.0.1:notaport/db", "invalid port: not a number"),
+    ("postgres://u:pw@127.0.0.1:99999/db", "invalid port: out of range"),
+    ("postgres://[::1/db", "invalid host"),
+    ("mysql://u:pw@127.0.0.1/db", "the scheme must be postgres:// or postgresql://"),
+    ("postgres://u:p%zzw@127.0.0.1/db", "invalid percent-encoded token"),
+    ("postgres://u:pw@127.0.0.1/db?sslmode=pwmode", "invalid sslmode value"),
+]
+
+
+@pytest.mark.parametrize("command", [["server"], ["db", "migrate"]])
+@pytest.mark.parametrize(("url", "reason"), BAD_PG_URLS)
+def test_a_bad_postgres_url_is_one_line_without_its_text(
+    tmp_path: pathlib.Path, command: list[str], url: str, reason: str
+) -> None:
+    from tests.conftest import assert_one_line_failure, child_env, run_coderapi
+
+    env = child_env({"CODERAPI_DATA_DIR": str(tmp_path / "data"), "CODER_PG_CONNECTION_URL": url})
+    line = assert_one_line_failure(run_coderapi(*command, env=env), "pw", "p%zzw", "::1", "mysql")
+    assert reason in line, line
+    assert "CODER_PG_CONNECTION_URL" in line or "migrate" in line, line
+
+
+def test_a_bad_postgres_conn_max_idle_is_refused(tmp_path: pathlib.Path) -> None:
+    from tests.conftest import assert_one_line_failure, child_env, run_coderapi
+
+    env = child_env({"CODERAPI_DATA_DIR": str(tmp_path / "data")})
+    line = assert_one_line_failure(run_coderapi("server", "--postgres-conn-max-idle=lots", env=env))
+    assert line == (
+        'error: Postgres Connection Max Idle (--postgres-conn-max-idle): invalid value "lots" from flag '
+        '--postgres-conn-max-idle: must be "auto" or a number'
+    )
+    yaml_path = tmp_path / "c.yaml"
+    yaml_path.write_text("pgConnMaxIdle: lots\n")
+    line = assert_one_line_failure(run_coderapi("server", "--config", str(yaml_path), env=env))
+    assert "pgConnMaxIdle" in line and '"auto" or a number' in line, line
+    for good in ("auto", "7"):
+        out = run_coderapi("server", "--write-config", f"--postgres-conn-max-idle={good}", env=env)
+        assert out.returncode == 0, out.stderr

@@ -112,3 +112,13 @@ def test_duplicate_username_case_insensitive(cli_env: dict[str, str]) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
     result = run(cli_env, "users", "create", "--username", "carol", "--email", "A@example.com")
     assert result.exit_code == 1
+
+
+@pytest.mark.parametrize("command", [["users", "list"], ["tokens", "create", "--user", "x"]])
+@pytest.mark.parametrize("url", ["postgres://u:pw@127.0.0.1:notaport/db", "postgres://[::1/db", "mysql://u:pw@h/db"])
+def test_a_bad_postgres_url_is_one_line(tmp_path: pathlib.Path, command: list[str], url: str) -> None:
+    from tests.conftest import assert_one_line_failure, child_env, run_coderapi
+
+    env = child_env({"CODERAPI_DATA_DIR": str(tmp_path / "data"), "CODER_PG_CONNECTION_URL": url})
+    line = assert_one_line_failure(run_coderapi(*command, env=env), "pw", "::1", "mysql")
+    assert "CODER_PG_CONNECTION_URL" in line, line

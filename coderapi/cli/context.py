@@ -8,6 +8,7 @@ from coderapi import config
 from coderapi.cli.options import fail
 from coderapi.config.settings import Settings, SettingsError, process_environ
 from coderapi.database import Store
+from coderapi.database.engine import error_line
 
 
 def open_store() -> Store:
@@ -21,9 +22,11 @@ def open_store() -> Store:
         settings = Settings.from_environ()
         store = open_configured_store(values, settings)
         store.migrate()
-    except (config.ConfigError, SettingsError, SQLAlchemyError, OSError) as err:
+    except (config.ConfigError, SettingsError, OSError) as err:
         lines = str(err).strip().splitlines()
         fail(lines[0] if lines else type(err).__name__)
+    except SQLAlchemyError as err:
+        fail(error_line(err))
     return store
 
 

@@ -675,6 +675,16 @@ class StringKind(Kind):
         return text
 
 
+class AutoOrIntKind(StringKind):
+    """A string option that is `auto` or a whole number (`--postgres-conn-max-idle`): coder refuses any
+    other value when it starts, so the loader refuses it from every source, YAML included."""
+
+    def parse(self, text: str, current: Any) -> str:
+        if text != "auto" and not re.fullmatch(r"[+-]?[0-9]+", text):
+            raise ValueError('must be "auto" or a number')
+        return text
+
+
 class YAMLConfigPathKind(StringKind):
     type_name = "yaml-config-path"
 
@@ -1010,6 +1020,7 @@ class Validated(Kind):
 
 
 STRING = StringKind()
+AUTO_OR_INT = AutoOrIntKind()
 BOOL = BoolKind()
 INT64 = Int64Kind()
 DURATION = DurationKind()
