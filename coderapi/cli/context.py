@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from coderapi import config
@@ -36,3 +39,14 @@ def load_values() -> config.DeploymentValues:
         return config.load((), process_environ())
     except config.ConfigError as err:
         fail(str(err))
+
+
+class StoreGroup(click.Group):
+    """A group of commands on the Store: a database error in any of them (a write to a read-only
+    database, a lost connection) ends the command with one line on stderr instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as err:
+            fail(f"{ctx.info_name} {ctx.invoked_subcommand}: {error_line(err)}")
