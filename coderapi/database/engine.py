@@ -55,6 +55,20 @@ def error_line(err: BaseException) -> str:
     return redact_quoted(lines[0]) if lines else type(err).__name__
 
 
+# Refusals that waiting does not fix: SQLite's result names, PostgreSQL's SQLSTATEs
+# (insufficient_privilege, read_only_sql_transaction).
+_SQLITE_REFUSALS = ("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH", "SQLITE_CANTOPEN")
+_PG_REFUSALS = frozenset({"42501", "25006"})
+
+
+def is_refusal(err: BaseException) -> bool:
+    """Whether a database error is a permission or read-only refusal rather than an outage."""
+    orig = getattr(err, "orig", None) or err
+    if str(getattr(orig, "sqlite_errorname", "")).startswith(_SQLITE_REFUSALS):
+        return True
+    return getattr(orig, "sqlstate", None) in _PG_REFUSALS
+
+
 def check_pg_url(url: str) -> None:
     """Raise ValueError saying which part of a CODER_PG_CONNECTION_URL is wrong, never quoting it;
     empty (the embedded SQLite database) is fine."""
