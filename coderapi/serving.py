@@ -369,17 +369,28 @@ class ServerApplication(BaseApplication):  # type: ignore[misc]
         """Build the worker's app. A database that cannot be reached is waited for, up to
         BOOT_DATABASE_WAIT seconds, then the worker exits with an ordinary failure, which gunicorn
         answers by starting another: a worker (re)started during a database outage must not count as a
-        boot error, which would stop the whole server, workers still serving the public routes included."""
-        from sqlalchemy.exc import OperationalError
+        boot error, which would stop the whole server, workers still serving the public routes included.
+        A permission or read-only refusal is a boot error: one line, and gunicorn stops the server."""
+        from gunicorn.arbiter import Arbiter
+        from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
         from coderapi.app import create_app
+        from coderapi.database.engine import error_line, is_refusal
 
         deadline = time.monotonic() + BOOT_DATABASE_WAIT
         while True:
             try:
                 return create_app(self.values, settings=self.settings)
-            except OperationalError as err:
-                reason = str(err.orig or err).strip().splitlines()[0]
+            except (SQLAlchemyError, PermissionError) as err:
+                if isinstance(err, PermissionError) or is_refusal(err):
+                    # Waiting will not fix a permission or a read-only database, and every worker would
+                    # meet it: gunicorn stops the server when a worker exits with its boot-error code.
+                    reason = error_line(err)
+                    sys.stderr.write(f"worker {os.getpid()}: the database refused the worker: {reason}\n")
+                    sys.exit(Arbiter.WORKER_BOOT_ERROR)
+                if not isinstance(err, OperationalError):
+                    raise
+                reason = error_line(err.orig or err)
                 if time.monotonic() >= deadline:
                     sys.stderr.write(f"worker {os.getpid()}: database unavailable, exiting: {reason}\n")
                     sys.exit(1)

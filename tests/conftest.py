@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import pathlib
+import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -376,14 +377,30 @@ class LiveServer:
         return http_request(self.port, method, path, headers, body)
 
 
-def coderapi_cli(*args: str, env: Mapping[str, str], timeout: float = 60.0) -> str:
-    """`coderapi <args>` as a child process with `env`; its stdout, stripped. Fails the test when it
-    exits non-zero."""
-    import subprocess
+def run_coderapi(*args: str, env: Mapping[str, str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """`coderapi <args>` as a child process with `env`, its output captured as text."""
     import sys
 
     exe = str(pathlib.Path(sys.executable).parent / "coderapi")
-    done = subprocess.run([exe, *args], env=dict(env), capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run([exe, *args], env=dict(env), capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def assert_one_line_failure(done: subprocess.CompletedProcess[str], *secrets: str) -> str:
+    """The command exited non-zero with exactly one line on stderr, no traceback, and none of `secrets`
+    in its output. Returns the line."""
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0, (done.returncode, done.stdout, done.stderr)
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    for secret in secrets:
+        assert secret not in done.stderr + done.stdout, (secret, done.stderr)
+    return lines[0]
+
+
+def coderapi_cli(*args: str, env: Mapping[str, str], timeout: float = 60.0) -> str:
+    """`coderapi <args>` as a child process with `env`; its stdout, stripped. Fails the test when it
+    exits non-zero."""
+    done = run_coderapi(*args, env=env, timeout=timeout)
     if done.returncode != 0:
         pytest.fail(f"coderapi {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
     return done.stdout.strip()

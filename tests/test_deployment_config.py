@@ -215,6 +215,8 @@ def test_secrets_never_leave(
     assert {o.name for o in OPTIONS if o.secret} == {*SECRETS, "Notifications: Email Auth: Password"}
     sentinels = {name: f"sentinel-{i:02d}-zq" for i, name in enumerate(sorted(SECRETS))}
     env = {SECRETS[name]: value for name, value in sentinels.items()}
+    # The connection URL must be a PostgreSQL URL to load: the sentinel is its password.
+    env["CODER_PG_CONNECTION_URL"] = f"postgres://u:{sentinels['Postgres Connection URL']}@127.0.0.1/db"
     # The 13th secret shares its field with "Email Auth: Password"; it comes from a flag and wins.
     argv = ["--notifications-email-auth-password", "sentinel-13-zq", "--verbose"]
     all_sentinels = [*sentinels.values(), "sentinel-13-zq"]

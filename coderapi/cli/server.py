@@ -8,6 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from coderapi import config, logs, serving
 from coderapi.cli.options import CODER_FLAGS, fail, resolve_values
 from coderapi.config.settings import Settings, SettingsError, process_environ
+from coderapi.database.engine import error_line
 from coderapi.httpmw.realip import ProxyConfigError, RealIPConfig
 from coderapi.services import updatecheck
 
@@ -35,7 +36,7 @@ def server(ctx: click.Context) -> None:
     try:
         serving.migrate(values, settings)
     except (SQLAlchemyError, OSError) as err:
-        fail(f"migrate database: {_one_line(err)}")
+        fail(f"migrate database: {error_line(err)}")
     updatecheck.announce(values, settings)
 
     def resolve() -> object:
@@ -46,8 +47,3 @@ def server(ctx: click.Context) -> None:
         serving.run(values, resolve, settings, environ)
     except serving.ServingError as err:
         fail(str(err))
-
-
-def _one_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__

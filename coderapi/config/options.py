@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from coderapi import __version__
 from coderapi.config.values import (
+    AUTO_OR_INT,
     BOOL,
     DURATION,
     HOST_PORT,
@@ -37,6 +38,7 @@ from coderapi.config.values import (
     check_provisioner_types,
     check_wildcard_hostname,
 )
+from coderapi.database.engine import check_pg_url
 
 SECRET = "secret"  # noqa: S105 (the annotation key, not a password)
 
@@ -1669,7 +1671,7 @@ OPTIONS: tuple[Option, ...] = (
         description="The PostgreSQL connection URL. Without it the server uses its built-in database.",
         flag="postgres-url",
         env="CODER_PG_CONNECTION_URL",
-        kind=STRING,
+        kind=Validated(STRING, check_pg_url),
         field="pg_connection_url",
         annotations=("secret",),
     ),
@@ -1699,7 +1701,7 @@ OPTIONS: tuple[Option, ...] = (
         flag="postgres-conn-max-idle",
         env="CODER_PG_CONN_MAX_IDLE",
         yaml="pgConnMaxIdle",
-        kind=STRING,
+        kind=AUTO_OR_INT,
         field="pg_conn_max_idle",
         default="auto",
     ),

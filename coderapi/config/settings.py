@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ class Settings:
             data_dir=pathlib.Path(data_dir).expanduser(),
             source_url=_url(env, "CODERAPI_SOURCE_URL"),
             update_check_url=_url(env, "CODERAPI_UPDATE_CHECK_URL"),
-            rate_limit_redis_url=env.get("CODERAPI_RATE_LIMIT_REDIS_URL", ""),
+            rate_limit_redis_url=_redis_url(env, "CODERAPI_RATE_LIMIT_REDIS_URL"),
             workers=_int(env, "CODERAPI_WORKERS", 0, minimum=0),
             threads=_int(env, "CODERAPI_THREADS", 1, minimum=1),
             git_commit=env.get("CODERAPI_GIT_COMMIT", ""),
@@ -110,3 +111,24 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> in
     if value < minimum:
         raise SettingsError(f"{name}: {raw!r} must be at least {minimum}")
     return value
+
+
+# redis-py quotes the part it refuses (`... as 'x'`), which can be a piece of a password.
+_QUOTED = re.compile(r"'[^']*'")
+
+
+def _redis_url(env: Mapping[str, str], name: str) -> str:
+    """The Redis URL, checked with redis-py's own parser (the one `limits` hands it to) now rather than
+    when a worker first counts; the error names the setting, never the URL's text."""
+    raw = env.get(name, "")
+    if raw == "":
+        return raw
+    from redis.connection import parse_url
+
+    try:
+        # limits spells a socket `redis+unix://`, which redis-py knows as `unix://`.
+        parse_url(raw.replace("redis+unix://", "unix://", 1))
+    except ValueError as err:
+        reason = _QUOTED.sub("'<redacted>'", str(err).strip().splitlines()[0] if str(err).strip() else "")
+        raise SettingsError(f"{name}: not a Redis URL: {reason or 'cannot be parsed'}") from None
+    return raw

@@ -19,31 +19,13 @@ from typing import Any
 
 import yaml
 
+from coderapi.goquote import quote
+
 MAX_INT64 = (1 << 63) - 1
 MIN_INT64 = -(1 << 63)
 
 # --------------------------------------------------------------------------------------------------
-# Go text helpers
-
-
-def quote(s: str) -> str:
-    """Go's %q, near enough: double quotes, backslash escapes, non-printables escaped (one line)."""
-    out = []
-    for ch in s:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif not ch.isprintable():
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+# Go text helpers (`quote` is Go's %q, from coderapi.goquote)
 
 
 _DIGITS = "0123456789"
@@ -581,12 +563,26 @@ _YAML_TRUE = {"true", "yes", "on", "y"}
 _YAML_FALSE = {"false", "no", "off", "n"}
 
 
+# Text PyYAML quotes from the document in a problem (an alias or tag name); a one-character token such
+# as ':' or '\\t', or a token kind such as '<scalar>', says what is wrong without revealing a value.
+_YAML_QUOTED_TEXT = re.compile(r"\s*'(?!<)[^']{3,}'")
+
+
 def compose_yaml(text: str) -> yaml.Node | None:
-    """One YAML document as a node tree, or None when the text holds no document."""
+    """One YAML document as a node tree, or None when the text holds no document. A syntax error is a
+    ValueError naming the problem, line and column, never PyYAML's snippet of the line: the line can
+    hold a secret."""
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as err:
-        raise ValueError("invalid YAML: " + " ".join(str(err).split())) from None
+    except yaml.MarkedYAMLError as err:
+        problem = _YAML_QUOTED_TEXT.sub("", err.problem or err.context or "syntax error")
+        mark = err.problem_mark or err.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ValueError(f"invalid YAML: {' '.join(problem.split())}{where}") from None
+    except yaml.reader.ReaderError as err:
+        raise ValueError(f"invalid YAML: a character YAML does not allow at offset {err.position}") from None
+    except yaml.YAMLError:
+        raise ValueError("invalid YAML") from None
 
 
 def _is_null(node: yaml.Node | None) -> bool:
@@ -681,6 +677,16 @@ class StringKind(Kind):
         return ""
 
     def parse(self, text: str, current: Any) -> str:
+        return text
+
+
+class AutoOrIntKind(StringKind):
+    """A string option that is `auto` or a whole number (`--postgres-conn-max-idle`): coder refuses any
+    other value when it starts, so the loader refuses it from every source, YAML included."""
+
+    def parse(self, text: str, current: Any) -> str:
+        if text != "auto" and not re.fullmatch(r"[+-]?[0-9]+", text):
+            raise ValueError('must be "auto" or a number')
         return text
 
 
@@ -1060,6 +1066,7 @@ class Validated(Kind):
 
 
 STRING = StringKind()
+AUTO_OR_INT = AutoOrIntKind()
 BOOL = BoolKind()
 INT64 = Int64Kind()
 DURATION = DurationKind()
