@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 PROJECT_URL = "https://github.com/coderapi/coderapi"
 DEFAULT_UPDATE_CHECK_URL = "https://api.github.com/repos/coderapi/coderapi/releases/latest"
+RATE_LIMIT_DIR_ENV = "CODERAPI_RATE_LIMIT_DIR"
 
 
 class SettingsError(ValueError):
@@ -29,6 +30,8 @@ class Settings:
     data_dir: pathlib.Path
     update_check_url: str = DEFAULT_UPDATE_CHECK_URL
     rate_limit_redis_url: str = ""
+    # The node's rate-limit counter directory (shared by its workers); "" gives each app its own.
+    rate_limit_dir: str = ""
     workers: int = 0  # 0: chosen from the CPU count when serving
     threads: int = 1
     # Git commit the running code was built from, when known (set by packaging or CI).
@@ -46,6 +49,7 @@ class Settings:
             data_dir=pathlib.Path(data_dir).expanduser(),
             update_check_url=env.get("CODERAPI_UPDATE_CHECK_URL") or DEFAULT_UPDATE_CHECK_URL,
             rate_limit_redis_url=env.get("CODERAPI_RATE_LIMIT_REDIS_URL", ""),
+            rate_limit_dir=env.get(RATE_LIMIT_DIR_ENV, ""),
             workers=_int(env, "CODERAPI_WORKERS", 0, minimum=0),
             threads=_int(env, "CODERAPI_THREADS", 1, minimum=1),
             git_commit=env.get("CODERAPI_GIT_COMMIT", ""),
