@@ -23,4 +23,4 @@ _export = _serving.master_export(_serving.prometheus_address(_values), _environ)
 _counters = _serving.master_counters(_settings)
 
 globals().update({k: v for k, v in _serving.gunicorn_options(_values, _settings).items() if v is not None})
-globals().update(_serving.hooks(_export, _counters))
+globals().update(_serving.hooks(_export, _counters, _serving.exposure_warning(_values)))

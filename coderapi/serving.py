@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import ipaddress
 import os
 import shutil
 import ssl
@@ -159,17 +160,49 @@ def prometheus_address(values: Any) -> str:
     return address
 
 
-def gunicorn_options(values: Any, settings: Settings) -> dict[str, Any]:
-    """gunicorn settings (names as in a gunicorn config file) for these values and settings.
-
-    Raises ServingError when no listener is configured or TLS is unusable."""
-    tls = tls_options(values)
+def listen_address(values: Any, tls: TLSOptions | None) -> str:
+    """The `host:port` the server binds. Raises ServingError when none is configured."""
     if tls is not None:
         address = host_port(values.get("tls.address")) or "127.0.0.1:3443"
     else:
         address = host_port(values.get("http_address"))
     if not address:
         raise ServingError("http-address or tls-address must be set")
+    return address
+
+
+EXPOSED_WARNING = (
+    "listening on {address}, beyond loopback, without --proxy-trusted-origins: sync workers can be held "
+    "by slow clients (slowloris), so a node reachable from untrusted networks needs a buffering reverse "
+    "proxy in front of it (deploy/nginx)"
+)
+
+
+def exposure_warning(values: Any) -> str:
+    """The start-up warning for a server that listens beyond loopback without a trusted proxy, else "".
+
+    A proxy in front is what `--proxy-trusted-origins` says; without it, each sync worker can be held by
+    one client that sends its request slowly (gunicorn's guidance: sync workers behind a buffering proxy).
+    Raises ServingError as `gunicorn_options` does."""
+    if any(o.strip() for o in (values.get("proxy_trusted_origins") or ())):
+        return ""
+    address = listen_address(values, tls_options(values))
+    host, _ = split_host_port(address)
+    if host == "localhost":
+        return ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False  # an empty host (every interface) or a name: reachable beyond this machine
+    return "" if loopback else EXPOSED_WARNING.format(address=address)
+
+
+def gunicorn_options(values: Any, settings: Settings) -> dict[str, Any]:
+    """gunicorn settings (names as in a gunicorn config file) for these values and settings.
+
+    Raises ServingError when no listener is configured or TLS is unusable."""
+    tls = tls_options(values)
+    address = listen_address(values, tls)
     workers = settings.workers or default_workers()
     threads = max(1, settings.threads)
     origins = [o.strip() for o in (values.get("proxy_trusted_origins") or ()) if o.strip()]
@@ -312,11 +345,15 @@ def master_counters(settings: Settings) -> NodeCounters:
     return _MASTER_COUNTERS[0]
 
 
-def hooks(export: MetricsExport | None, counters: NodeCounters | None = None) -> dict[str, Callable[..., None]]:
-    """gunicorn server hooks: the exporter starts once the master is ready, dead workers' gauges are
-    dropped, and everything is cleaned up on exit."""
+def hooks(
+    export: MetricsExport | None, counters: NodeCounters | None = None, warning: str = ""
+) -> dict[str, Callable[..., None]]:
+    """gunicorn server hooks: the master logs `warning` (once, when ready: not again on SIGHUP) and starts
+    the exporter, dead workers' gauges are dropped, and everything is cleaned up on exit."""
 
     def when_ready(server: Any) -> None:
+        if warning:
+            server.log.warning(warning)
         if export is None or export.exporter is not None:
             return
         try:
@@ -371,7 +408,7 @@ def run(values: Any, resolve: Callable[[], Any], settings: Settings, environ: Ma
     options = gunicorn_options(values, settings)
     export = master_export(prometheus_address(values), environ)
     counters = master_counters(settings)
-    options.update(hooks(export, counters))
+    options.update(hooks(export, counters, exposure_warning(values)))
     app = ServerApplication(values, counters.apply(settings), options, resolve)
     master = os.getpid()
     try:
