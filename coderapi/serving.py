@@ -12,6 +12,8 @@
 - SIGTERM / SIGINT stop gracefully (requests in flight finish, up to 30 s); SIGHUP re-reads the
   configuration and replaces the workers.
 - Request line and header fields up to 8190 bytes, at most 100 header fields.
+- Listening beyond loopback without `proxy_trusted_origins` logs one warning at start: sync workers
+  belong behind a buffering proxy (`exposure_warning`).
 - `proxy_trusted_origins` is also gunicorn's `forwarded_allow_ips`, so only trusted proxies can set
   the scheme; the client IP itself is decided by `coderapi.httpmw.realip`.
 - The node's rate-limit counters (`coderapi.httpmw.nodestore`) live in one directory the master makes

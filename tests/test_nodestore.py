@@ -150,3 +150,20 @@ def test_server_counters_directory(tmp_path: pathlib.Path, monkeypatch: pytest.M
     given.prepare(Settings(data_dir=tmp_path, rate_limit_dir=str(tmp_path / "rl")))
     given.stop()
     assert (tmp_path / "rl").is_dir()
+
+
+def test_threads_of_one_process_count_exactly(tmp_path: pathlib.Path) -> None:
+    # gthread workers: several threads of one process share its one LMDB environment.
+    fresh_window()
+    limiter = SlidingWindowCounterRateLimiter(NodeStorage(str(tmp_path / "counters")))
+    item = RateLimitItemPerMinute(500)
+    allowed: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: allowed.append(sum(limiter.hit(item, KEY) for _ in range(200))))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sum(allowed) == 500, allowed
