@@ -21,6 +21,8 @@ _serving.migrate(_values, _settings)
 
 # SIGHUP executes this file again: the exporter and its sample directory are the first run's.
 _export = _serving.master_export(_serving.prometheus_address(_values), _environ)
+# The node's rate-limit counter directory, in the environment wsgi.py's workers build their app from.
+_counters = _serving.master_counters(_settings)
 
 globals().update({k: v for k, v in _serving.gunicorn_options(_values, _settings).items() if v is not None})
-globals().update(_serving.hooks(_export))
+globals().update(_serving.hooks(_export, _counters, _serving.exposure_warning(_values)))

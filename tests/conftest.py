@@ -312,19 +312,25 @@ StartServer = Callable[..., ServerProcess]
 @pytest.fixture
 def start_server(tmp_path: pathlib.Path) -> Iterator[StartServer]:
     """`start_server(*flags, env={...}, workers=2, name="node", wait=True)` runs `coderapi server` with
-    its own data directory and a free HTTP port, waits for /healthz, and stops it after the test."""
+    its own data directory and a free HTTP port, waits for /healthz, and stops it after the test.
+    `workers=None` leaves CODERAPI_WORKERS unset: the server's default worker count."""
     import sys
 
     started: list[ChildProcess] = []
     coderapi = str(pathlib.Path(sys.executable).parent / "coderapi")
 
     def start(
-        *flags: str, env: Mapping[str, str] | None = None, workers: int = 2, name: str = "node", wait: bool = True
+        *flags: str,
+        env: Mapping[str, str] | None = None,
+        workers: int | None = 2,
+        name: str = "node",
+        wait: bool = True,
     ) -> ServerProcess:
         port = free_port()
         data = tmp_path / name
         data.mkdir(exist_ok=True)
-        child = child_env({"CODERAPI_DATA_DIR": str(data), "CODERAPI_WORKERS": str(workers), **(env or {})})
+        count = {} if workers is None else {"CODERAPI_WORKERS": str(workers)}
+        child = child_env({"CODERAPI_DATA_DIR": str(data), **count, **(env or {})})
         argv = [coderapi, "server", "--http-address", f"127.0.0.1:{port}", *flags]
         proc = ServerProcess(argv, child, tmp_path / f"{name}.out", port)
         started.append(proc)

@@ -247,3 +247,33 @@ def test_a_read_only_database_at_worker_boot_stops_the_server(tmp_path: pathlib.
     assert refusals and all(line.endswith("attempt to write a readonly database") for line in refusals), output
     assert "Worker failed to boot" in output
     assert "Traceback" not in output and "retrying" not in output
+
+
+@pytest.mark.parametrize(
+    ("argv", "warned"),
+    [
+        ((), False),  # 127.0.0.1:3000
+        (("--http-address", "localhost:3000"), False),
+        (("--http-address", "[::1]:3000"), False),
+        (("--http-address", "0.0.0.0:3000"), True),
+        (("--http-address", ":3000"), True),
+        (("--http-address", "[::]:3000"), True),
+        (("--http-address", "10.1.2.3:3000"), True),
+        (("--http-address", "api.example.com:3000"), True),
+        (("--http-address", "0.0.0.0:3000", "--proxy-trusted-origins", "10.0.0.0/8"), False),
+    ],
+)
+def test_exposure_warning_beyond_loopback_without_a_trusted_proxy(
+    make_values: MakeValues, argv: tuple[str, ...], warned: bool
+) -> None:
+    warning = serving.exposure_warning(make_values(argv))
+    assert bool(warning) is warned
+    if warned:
+        assert "buffering reverse proxy" in warning and "deploy/nginx" in warning and "slowloris" in warning
+
+
+def test_exposure_warning_for_the_tls_address(make_values: MakeValues, tmp_path: pathlib.Path) -> None:
+    cert, key = write_cert(tmp_path)
+    flags = ("--tls-enable", "--tls-cert-file", str(cert), "--tls-key-file", str(key))
+    assert serving.exposure_warning(make_values((*flags, "--tls-address", "0.0.0.0:3443")))
+    assert not serving.exposure_warning(make_values((*flags, "--tls-address", "127.0.0.1:3443")))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 WIRE_FORMAT_REFERENCE = "reference"
 WIRE_FORMAT_CODERD = "coderd"
 WIRE_FORMATS = (WIRE_FORMAT_REFERENCE, WIRE_FORMAT_CODERD)
+RATE_LIMIT_DIR_ENV = "CODERAPI_RATE_LIMIT_DIR"
 
 
 class SettingsError(ValueError):
@@ -37,6 +38,8 @@ class Settings:
     # The release feed the update checker reads; "" derives it from a GitHub `source_url` (else none).
     update_check_url: str = ""
     rate_limit_redis_url: str = ""
+    # The node's rate-limit counter directory (shared by its workers); "" gives each app its own.
+    rate_limit_dir: str = ""
     workers: int = 0  # 0: chosen from the CPU count when serving
     threads: int = 1
     # Git commit the running code was built from, when known (set by packaging or CI).
@@ -65,6 +68,7 @@ class Settings:
             source_url=_url(env, "CODERAPI_SOURCE_URL"),
             update_check_url=_url(env, "CODERAPI_UPDATE_CHECK_URL"),
             rate_limit_redis_url=_redis_url(env, "CODERAPI_RATE_LIMIT_REDIS_URL"),
+            rate_limit_dir=env.get(RATE_LIMIT_DIR_ENV, ""),
             workers=_int(env, "CODERAPI_WORKERS", 0, minimum=0),
             threads=_int(env, "CODERAPI_THREADS", 1, minimum=1),
             git_commit=env.get("CODERAPI_GIT_COMMIT", ""),
