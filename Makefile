@@ -12,6 +12,7 @@ help:
 	@echo "make install  - create $(VENV) and install coderapi with its test and dev extras"
 	@echo "make run      - install, then serve on $(HTTP_ADDRESS) with the embedded SQLite database"
 	@echo "make test     - install, then run the whole test suite (starts PostgreSQL/Redis, installs nginx, chromium, wrk when missing)"
+	@echo "make check    - the fast suite (no real servers: -m 'not slow'), for the edit loop"
 	@echo "make lint     - ruff and mypy"
 	@echo "make bench    - HTTP benchmarks (wrk, real server vs bare Flask); writes BENCHMARKS.md"
 	@echo "make hotpath  - in-process cost of a request over a bare Flask app (the quick loop for hot-path work)"
@@ -38,6 +39,10 @@ system:
 .PHONY: test
 test: install system
 	$(VENV)/bin/pytest --cov --cov-report=term:skip-covered
+
+.PHONY: check
+check: install
+	$(VENV)/bin/pytest -m "not slow"
 
 .PHONY: lint
 lint: install

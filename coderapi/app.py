@@ -16,6 +16,7 @@ from coderapi.httpapi import handlers
 from coderapi.httpapi.jsonwire import encode
 from coderapi.runtime import EXTENSION_KEY, Runtime
 from coderapi.sdk.buildinfo import build_info_response
+from coderapi.sdk.wireform import WIRE_FORMS
 from coderapi.services import statscache, updatecheck
 
 
@@ -56,13 +57,15 @@ def create_app(
 
     app = CoderAPI("coderapi")
     app.config.update(PROVIDE_AUTOMATIC_OPTIONS=False, MAX_CONTENT_LENGTH=None)
-    build = buildinfo.detect(settings.git_commit)
-    rt = Runtime(values=values, settings=settings, store=store, build=build, deployment_id=store.ensure_deployment_id())
+    build = buildinfo.detect(settings.git_commit, settings.source_url)
+    wire = WIRE_FORMS[settings.wire_format]
+    deployment_id = store.ensure_deployment_id()
+    rt = Runtime(values=values, settings=settings, store=store, build=build, deployment_id=deployment_id, wire=wire)
     rt.bodies["buildinfo"] = encode(build_info_response(rt))
-    rt.bodies["deployment_config"] = encode(values.deployment_config())
+    rt.bodies["deployment_config"] = encode(values.deployment_config(wire.name))
     rt.bodies["ssh_config"] = encode(values.ssh_config())
     rt.bodies["experiments"] = encode(values.experiments)
-    rt.bodies["experiments_available"] = encode(list(EXPERIMENTS_SAFE))
+    rt.bodies["experiments_available"] = encode(wire.safe_experiments(EXPERIMENTS_SAFE))
     app.extensions[EXTENSION_KEY] = rt
 
     handlers.register(app)

@@ -7,7 +7,6 @@ import subprocess
 from dataclasses import dataclass
 
 from coderapi import __version__
-from coderapi.config.settings import PROJECT_URL
 
 AGENT_API_VERSION = "1.0"
 PROVISIONER_API_VERSION = "1.14"
@@ -25,14 +24,16 @@ class Build:
         return self.version.split("-", 1)[0]
 
 
-def detect(git_commit: str = "") -> Build:
+def detect(git_commit: str = "", source_url: str = "") -> Build:
     """The running build. `git_commit` (CODERAPI_GIT_COMMIT) wins; otherwise the checkout holding the
-    package is asked, when there is one."""
+    package is asked, when there is one. `external_url` is the commit's page in the source repository
+    (CODERAPI_SOURCE_URL), the repository itself without a commit, and "" when no repository is known:
+    it never points at a page that does not exist."""
     commit = git_commit.strip().lower() or _checkout_commit()
     version = "v" + __version__
     if commit and "+" not in version:
         version += "+" + commit[:7]
-    external_url = f"{PROJECT_URL}/commit/{commit}" if commit else PROJECT_URL
+    external_url = f"{source_url}/commit/{commit}" if source_url and commit else source_url
     return Build(version=version, external_url=external_url, commit=commit)
 
 

@@ -37,6 +37,10 @@ STATS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # The route label of a request no route matched: keeps the label set bounded whatever paths clients send.
 UNMATCHED_ROUTE = "unmatched"
+# The method label: the methods of RFC 9110 and PATCH (what chi routes); any other token a client makes
+# up counts as "other", so the label set stays bounded.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE"})
+OTHER_METHOD = "other"
 
 
 class Metrics:
@@ -165,6 +169,16 @@ def route_label(rule: str | None) -> str:
     return "/".join(out)
 
 
+def method_label(method: str) -> str:
+    """`method` when it is a known HTTP method (case-sensitive, as methods are), else "other"."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
+
+def code_label(status: int) -> str:
+    """The status code as text; a code outside 100-599 (none is sent today) counts as "other"."""
+    return str(status) if 100 <= status <= 599 else "other"
+
+
 def _begin() -> None:
     m: Metrics = current_app.extensions[EXTENSION_KEY]
     m.concurrent.inc()
@@ -175,8 +189,9 @@ def _observe(resp: Response) -> Response:
     rule = request.url_rule
     path = route_label(rule.rule if rule is not None else None)
     status = resp.status_code
-    m.requests.labels(str(status), request.method, path).inc()
-    m.latency.labels(request.method, path).observe(logs.request_duration())
+    method = method_label(request.method)
+    m.requests.labels(code_label(status), method, path).inc()
+    m.latency.labels(method, path).observe(logs.request_duration())
     if status == 429:
         # Only the /api/v2 rate limiter answers 429.
         m.rate_limited.labels(path).inc()

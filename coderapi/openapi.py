@@ -14,7 +14,8 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
-from coderapi.sdk import buildinfo, deploymentconfig, response, ssh, stats, updatecheck, users
+from coderapi.config.settings import WIRE_FORMAT_CODERD, WIRE_FORMAT_REFERENCE
+from coderapi.sdk import buildinfo, deploymentconfig, experiments, response, ssh, stats, updatecheck, users
 
 SECURITY_SCHEME = "CoderSessionToken"
 BASE_PATH = "/api/v2"
@@ -32,11 +33,15 @@ class Operation:
     body: Any
 
 
-def _operations() -> tuple[Operation, ...]:
+def _operations(form: str = WIRE_FORMAT_REFERENCE) -> tuple[Operation, ...]:
+    """The operations as the server answers them in wire form `form`."""
+    coderd = form == WIRE_FORMAT_CODERD
     return (
         Operation("get", "/", "api-root-handler", "API root handler", "General", False, response.Response),
         Operation("get", "/buildinfo", "build-info", "Build info", "General", False, buildinfo.BuildInfoResponse),
-        Operation("post", "/csp/reports", "report-csp-violations", "Report CSP violations", "General", True, None),
+        Operation(
+            "post", "/csp/reports", "report-csp-violations", "Report CSP violations", "General", not coderd, None
+        ),
         Operation(
             "get",
             "/deployment/config",
@@ -44,7 +49,7 @@ def _operations() -> tuple[Operation, ...]:
             "Get deployment config",
             "General",
             True,
-            deploymentconfig.deployment_config_schema(),
+            deploymentconfig.deployment_config_schema(form),
         ),
         Operation("get", "/deployment/ssh", "ssh-config", "SSH Config", "General", True, ssh.SSHConfigResponse),
         Operation(
@@ -54,7 +59,7 @@ def _operations() -> tuple[Operation, ...]:
             "Get deployment stats",
             "General",
             True,
-            stats.DeploymentStats,
+            stats.CoderdDeploymentStats if coderd else stats.DeploymentStats,
         ),
         Operation(
             "get", "/experiments", "get-enabled-experiments", "Get enabled experiments", "General", True, "experiments"
@@ -66,7 +71,7 @@ def _operations() -> tuple[Operation, ...]:
             "Get safe experiments",
             "General",
             True,
-            "experiments",
+            experiments.AvailableExperiments if coderd else "experiments",
         ),
         Operation(
             "get", "/updatecheck", "update-check", "Update check", "General", False, updatecheck.UpdateCheckResponse
@@ -93,6 +98,11 @@ NAMED_SCHEMAS: dict[type[Schema], str] = {
     stats.WorkspaceDeploymentStats: "codersdk.WorkspaceDeploymentStats",
     stats.SessionCountDeploymentStats: "codersdk.SessionCountDeploymentStats",
     stats.WorkspaceConnectionLatencyMS: "codersdk.WorkspaceConnectionLatencyMS",
+    # The coderd form's spellings of the same types (one form per document, so the names do not clash).
+    stats.CoderdDeploymentStats: "codersdk.DeploymentStats",
+    stats.CoderdWorkspaceDeploymentStats: "codersdk.WorkspaceDeploymentStats",
+    stats.CoderdWorkspaceConnectionLatencyMS: "codersdk.WorkspaceConnectionLatencyMS",
+    experiments.AvailableExperiments: "codersdk.AvailableExperiments",
     updatecheck.UpdateCheckResponse: "codersdk.UpdateCheckResponse",
     users.TokenConfig: "codersdk.TokenConfig",
     deploymentconfig.Option: "serpent.Option",
@@ -105,15 +115,17 @@ NAMED_SCHEMAS: dict[type[Schema], str] = {
 
 def _resolver(schema: Any) -> str | None:
     cls = schema if isinstance(schema, type) else type(schema)
-    if cls is deploymentconfig.deployment_config_schema():
-        return "codersdk.DeploymentConfig"
-    if cls is deploymentconfig.deployment_values_schema():
-        return "codersdk.DeploymentValues"
+    for form in (WIRE_FORMAT_REFERENCE, WIRE_FORMAT_CODERD):
+        if cls is deploymentconfig.deployment_config_schema(form):
+            return "codersdk.DeploymentConfig"
+        if cls is deploymentconfig.deployment_values_schema(form):
+            return "codersdk.DeploymentValues"
     return NAMED_SCHEMAS.get(cls)
 
 
-def build_spec(version: str, experiments: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The document as a dict. `experiments` lists the experiment names `codersdk.Experiment` takes."""
+def build_spec(version: str, experiments: tuple[str, ...] = (), form: str = WIRE_FORMAT_REFERENCE) -> dict[str, Any]:
+    """The document as a dict, describing the bytes the server sends in wire form `form`. `experiments`
+    lists the experiment names `codersdk.Experiment` takes."""
     # A resolver may return None (inline the schema); apispec's annotation says str only.
     plugin = MarshmallowPlugin(schema_name_resolver=_resolver)  # type: ignore[arg-type]
     spec = APISpec(
@@ -135,7 +147,7 @@ def build_spec(version: str, experiments: tuple[str, ...] = ()) -> dict[str, Any
     if experiments:
         experiment["enum"] = list(experiments)
     spec.components.schema("codersdk.Experiment", experiment)
-    for op in _operations():
+    for op in _operations(form):
         spec.path(path=op.path, operations={op.method: _operation(op)})
     return spec.to_dict()
 
@@ -170,6 +182,6 @@ def _operation(op: Operation) -> dict[str, Any]:
     return out
 
 
-def operations() -> list[tuple[str, str, str, bool]]:
+def operations(form: str = WIRE_FORMAT_REFERENCE) -> list[tuple[str, str, str, bool]]:
     """(method, path under /api/v2, summary, needs a token) of every documented operation."""
-    return [(op.method.upper(), op.path, op.summary, op.auth) for op in _operations()]
+    return [(op.method.upper(), op.path, op.summary, op.auth) for op in _operations(form)]

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from coderapi.config import DeploymentValues
     from coderapi.config.settings import Settings
     from coderapi.database import Store
+    from coderapi.sdk.wireform import WireForm
 
 EXTENSION_KEY = "coderapi"
 
@@ -25,6 +26,7 @@ class Runtime:
     store: Store
     build: Build
     deployment_id: str
+    wire: WireForm  # the wire form every body is written in
     # Response bodies that never change while the process runs, encoded once at startup.
     bodies: dict[str, bytes] = field(default_factory=dict)
     # Long-lived services (update checker, stats cache, rate limiter, …) by name.

@@ -12,15 +12,22 @@
 - SIGTERM / SIGINT stop gracefully (requests in flight finish, up to 30 s); SIGHUP re-reads the
   configuration and replaces the workers.
 - Request line and header fields up to 8190 bytes, at most 100 header fields.
+- Listening beyond loopback without `proxy_trusted_origins` logs one warning at start: sync workers
+  belong behind a buffering proxy (`exposure_warning`).
 - `proxy_trusted_origins` is also gunicorn's `forwarded_allow_ips`, so only trusted proxies can set
   the scheme; the client IP itself is decided by `coderapi.httpmw.realip`.
+- The node's rate-limit counters (`coderapi.httpmw.nodestore`) live in one directory the master makes
+  before workers fork (`CODERAPI_RATE_LIMIT_DIR`, else a fresh one on tmpfs, removed on exit), so every
+  worker counts against one budget.
 - With `prometheus.enable`, the master serves `/metrics` on `prometheus.address`, summing every
   worker's samples (prometheus_client's multiprocess mode, in a directory the server manages).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import ipaddress
 import os
 import shutil
 import ssl
@@ -33,7 +40,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from coderapi.config.settings import Settings
+from coderapi.config.settings import RATE_LIMIT_DIR_ENV, Settings
 
 DEFAULT_HTTP_ADDRESS = "127.0.0.1:3000"
 MAX_DEFAULT_WORKERS = 12
@@ -155,17 +162,49 @@ def prometheus_address(values: Any) -> str:
     return address
 
 
-def gunicorn_options(values: Any, settings: Settings) -> dict[str, Any]:
-    """gunicorn settings (names as in a gunicorn config file) for these values and settings.
-
-    Raises ServingError when no listener is configured or TLS is unusable."""
-    tls = tls_options(values)
+def listen_address(values: Any, tls: TLSOptions | None) -> str:
+    """The `host:port` the server binds. Raises ServingError when none is configured."""
     if tls is not None:
         address = host_port(values.get("tls.address")) or "127.0.0.1:3443"
     else:
         address = host_port(values.get("http_address"))
     if not address:
         raise ServingError("http-address or tls-address must be set")
+    return address
+
+
+EXPOSED_WARNING = (
+    "listening on {address}, beyond loopback, without --proxy-trusted-origins: sync workers can be held "
+    "by slow clients (slowloris), so a node reachable from untrusted networks needs a buffering reverse "
+    "proxy in front of it (deploy/nginx)"
+)
+
+
+def exposure_warning(values: Any) -> str:
+    """The start-up warning for a server that listens beyond loopback without a trusted proxy, else "".
+
+    A proxy in front is what `--proxy-trusted-origins` says; without it, each sync worker can be held by
+    one client that sends its request slowly (gunicorn's guidance: sync workers behind a buffering proxy).
+    Raises ServingError as `gunicorn_options` does."""
+    if any(o.strip() for o in (values.get("proxy_trusted_origins") or ())):
+        return ""
+    address = listen_address(values, tls_options(values))
+    host, _ = split_host_port(address)
+    if host == "localhost":
+        return ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False  # an empty host (every interface) or a name: reachable beyond this machine
+    return "" if loopback else EXPOSED_WARNING.format(address=address)
+
+
+def gunicorn_options(values: Any, settings: Settings) -> dict[str, Any]:
+    """gunicorn settings (names as in a gunicorn config file) for these values and settings.
+
+    Raises ServingError when no listener is configured or TLS is unusable."""
+    tls = tls_options(values)
+    address = listen_address(values, tls)
     workers = settings.workers or default_workers()
     threads = max(1, settings.threads)
     origins = [o.strip() for o in (values.get("proxy_trusted_origins") or ()) if o.strip()]
@@ -268,11 +307,55 @@ def master_export(address: str, environ: Mapping[str, str]) -> MetricsExport | N
     return _MASTER_EXPORT[0]
 
 
-def hooks(export: MetricsExport | None) -> dict[str, Callable[..., None]]:
-    """gunicorn server hooks: the exporter starts once the master is ready, dead workers' gauges are
-    dropped, and everything is cleaned up on exit."""
+@dataclass
+class NodeCounters:
+    """The rate-limit counter directory of one server run, shared by its workers."""
+
+    directory: str = ""
+    owns_directory: bool = False
+
+    def prepare(self, settings: Settings) -> None:
+        """Use the operator's `CODERAPI_RATE_LIMIT_DIR`, else make a fresh directory, before any worker
+        starts; workers find it in their settings and in the environment (`gunicorn wsgi:app`)."""
+        from coderapi.httpmw.nodestore import make_directory
+
+        if settings.rate_limit_dir:
+            self.directory = settings.rate_limit_dir
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        else:
+            self.directory = make_directory()
+            self.owns_directory = True
+        os.environ[RATE_LIMIT_DIR_ENV] = self.directory
+
+    def apply(self, settings: Settings) -> Settings:
+        return dataclasses.replace(settings, rate_limit_dir=self.directory)
+
+    def stop(self) -> None:
+        if self.owns_directory and self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+_MASTER_COUNTERS: list[NodeCounters] = []
+
+
+def master_counters(settings: Settings) -> NodeCounters:
+    """The master's one NodeCounters, prepared on first use (kept across SIGHUP, like the exporter)."""
+    if not _MASTER_COUNTERS:
+        counters = NodeCounters()
+        counters.prepare(settings)
+        _MASTER_COUNTERS.append(counters)
+    return _MASTER_COUNTERS[0]
+
+
+def hooks(
+    export: MetricsExport | None, counters: NodeCounters | None = None, warning: str = ""
+) -> dict[str, Callable[..., None]]:
+    """gunicorn server hooks: the master logs `warning` (once, when ready: not again on SIGHUP) and starts
+    the exporter, dead workers' gauges are dropped, and everything is cleaned up on exit."""
 
     def when_ready(server: Any) -> None:
+        if warning:
+            server.log.warning(warning)
         if export is None or export.exporter is not None:
             return
         try:
@@ -291,6 +374,8 @@ def hooks(export: MetricsExport | None) -> dict[str, Callable[..., None]]:
     def on_exit(_server: Any) -> None:
         if export is not None:
             export.stop()
+        if counters is not None:
+            counters.stop()
 
     def post_worker_init(worker: Any) -> None:
         # Everything the app built at startup lives as long as the worker: keep it out of the
@@ -324,16 +409,19 @@ def run(values: Any, resolve: Callable[[], Any], settings: Settings, environ: Ma
     Raises ServingError before anything is bound."""
     options = gunicorn_options(values, settings)
     export = master_export(prometheus_address(values), environ)
-    options.update(hooks(export))
-    app = ServerApplication(values, settings, options, resolve)
+    counters = master_counters(settings)
+    options.update(hooks(export, counters, exposure_warning(values)))
+    app = ServerApplication(values, counters.apply(settings), options, resolve)
     master = os.getpid()
     try:
         app.run()
     finally:
         # Workers leave gunicorn through this frame too (SystemExit after the fork): only the master
-        # owns the exporter and the directory.
-        if export is not None and os.getpid() == master:
-            export.stop()
+        # owns the exporter and the directories.
+        if os.getpid() == master:
+            if export is not None:
+                export.stop()
+            counters.stop()
 
 
 class ServerApplication(BaseApplication):  # type: ignore[misc]
@@ -369,17 +457,28 @@ class ServerApplication(BaseApplication):  # type: ignore[misc]
         """Build the worker's app. A database that cannot be reached is waited for, up to
         BOOT_DATABASE_WAIT seconds, then the worker exits with an ordinary failure, which gunicorn
         answers by starting another: a worker (re)started during a database outage must not count as a
-        boot error, which would stop the whole server, workers still serving the public routes included."""
-        from sqlalchemy.exc import OperationalError
+        boot error, which would stop the whole server, workers still serving the public routes included.
+        A permission or read-only refusal is a boot error: one line, and gunicorn stops the server."""
+        from gunicorn.arbiter import Arbiter
+        from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
         from coderapi.app import create_app
+        from coderapi.database.engine import error_line, is_refusal
 
         deadline = time.monotonic() + BOOT_DATABASE_WAIT
         while True:
             try:
                 return create_app(self.values, settings=self.settings)
-            except OperationalError as err:
-                reason = str(err.orig or err).strip().splitlines()[0]
+            except (SQLAlchemyError, PermissionError) as err:
+                if isinstance(err, PermissionError) or is_refusal(err):
+                    # Waiting will not fix a permission or a read-only database, and every worker would
+                    # meet it: gunicorn stops the server when a worker exits with its boot-error code.
+                    reason = error_line(err)
+                    sys.stderr.write(f"worker {os.getpid()}: the database refused the worker: {reason}\n")
+                    sys.exit(Arbiter.WORKER_BOOT_ERROR)
+                if not isinstance(err, OperationalError):
+                    raise
+                reason = error_line(err.orig or err)
                 if time.monotonic() >= deadline:
                     sys.stderr.write(f"worker {os.getpid()}: database unavailable, exiting: {reason}\n")
                     sys.exit(1)

@@ -9,6 +9,7 @@ a transfer coding it cannot decode; a failure of our own is a 500 without detail
 
 from __future__ import annotations
 
+import re
 import ssl
 from typing import Any
 
@@ -17,8 +18,10 @@ from gunicorn.http import errors
 from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 from gunicorn.workers.sync import SyncWorker as _SyncWorker
 
+from coderapi import apikey
 from coderapi.httpapi.errors import BAD_REQUEST, FORBIDDEN, INTERNAL_SERVER_ERROR, envelope
 from coderapi.httpapi.jsonwire import encode
+from coderapi.logs import SECRET_QUERY_KEYS
 
 URI_TOO_LONG = "Request line too long."
 HEADERS_TOO_LARGE = "Request header fields too large."
@@ -64,12 +67,26 @@ _REFUSALS: tuple[tuple[tuple[type[BaseException], ...], int, str, str], ...] = (
 )
 
 
+# A credential-bearing query parameter inside gunicorn's quoted request line, up to the next parameter,
+# space or quote: the line never reached the app, so the request logger's query scrubbing never saw it.
+_SECRET_PARAM = re.compile(
+    r"(?i)(?<![0-9A-Za-z_])(" + "|".join(map(re.escape, sorted(SECRET_QUERY_KEYS))) + r")=[^&\s'\"]*"
+)
+
+
+def scrubbed(text: object) -> str:
+    """gunicorn's text for a refused request (which quotes the offending line) or its URI, with
+    credential query parameters and everything shaped like a session token redacted: it goes to the log
+    and the client."""
+    return apikey.redact(_SECRET_PARAM.sub(rf"\1={apikey.REDACTED}", str(text)))
+
+
 def refusal(exc: BaseException) -> tuple[int, str, dict[str, Any]]:
     """`(status, reason phrase, envelope)` for an error gunicorn raised while reading a request."""
     if not isinstance(exc, _INTERNAL):
         for classes, status, reason, message in _REFUSALS:
             if classes and isinstance(exc, classes):
-                return status, reason, envelope(message, str(exc))
+                return status, reason, envelope(message, scrubbed(exc))
     return 500, "Internal Server Error", envelope(INTERNAL_SERVER_ERROR)
 
 
@@ -95,9 +112,10 @@ class EnvelopeErrors:
         status, reason, body = refusal(exc)
         ip = addr[0] if isinstance(addr, tuple) and addr else ""
         if status != 500:
-            self.log.warning("Invalid request from ip=%s: %s", ip, exc)
+            self.log.warning("Invalid request from ip=%s: %s", ip, scrubbed(exc))
         else:
-            self.log.exception("Error handling request %s", getattr(req, "uri", "(no URI read)"), exc_info=exc)
+            uri = scrubbed(getattr(req, "uri", "(no URI read)"))
+            self.log.exception("Error handling request %s", uri, exc_info=exc)
         try:
             util.write_nonblock(client, response_bytes(status, reason, body))
         except OSError:

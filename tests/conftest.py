@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import pathlib
+import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -14,15 +15,23 @@ from sqlalchemy import text
 from coderapi import apikey
 from coderapi.app import create_app, shutdown
 from coderapi.config import DeploymentValues, load
-from coderapi.config.settings import Settings
+from coderapi.config.settings import WIRE_FORMATS, Settings
 from coderapi.database import Store
 from coderapi.database.tables import metadata
 from coderapi.database.users import User
 from tests import services
 
-# Nothing in the tests may reach the internet: the release feed points at a closed local port unless a
-# test serves its own fake feed.
+# Nothing in the tests may reach the internet: no release feed is known (CODERAPI_SOURCE_URL unset)
+# unless a test serves its own fake feed; a feed that is down is a closed local port.
 CLOSED_FEED_URL = "http://127.0.0.1:9/releases/latest"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that builds an app (through `settings`) runs in both wire forms, or in the forms its
+    `@pytest.mark.wire_format(...)` marker names (a test of one form's bytes)."""
+    if "wire_format" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("wire_format")
+        metafunc.parametrize("wire_format", marker.args if marker else WIRE_FORMATS)
 
 
 @pytest.fixture(scope="session")
@@ -67,8 +76,8 @@ def sqlite_store(tmp_path: pathlib.Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def settings(tmp_path: pathlib.Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", update_check_url=CLOSED_FEED_URL)
+def settings(tmp_path: pathlib.Path, wire_format: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", wire_format=wire_format)
 
 
 MakeValues = Callable[..., DeploymentValues]
@@ -216,7 +225,8 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_CHILD_ENV_DROP)}
-    env["CODERAPI_UPDATE_CHECK_URL"] = CLOSED_FEED_URL
+    # The update check is off unless a test turns it on (with a feed of its own).
+    env["CODER_UPDATE_CHECK"] = "false"
     env.update(extra or {})
     return env
 
@@ -302,19 +312,25 @@ StartServer = Callable[..., ServerProcess]
 @pytest.fixture
 def start_server(tmp_path: pathlib.Path) -> Iterator[StartServer]:
     """`start_server(*flags, env={...}, workers=2, name="node", wait=True)` runs `coderapi server` with
-    its own data directory and a free HTTP port, waits for /healthz, and stops it after the test."""
+    its own data directory and a free HTTP port, waits for /healthz, and stops it after the test.
+    `workers=None` leaves CODERAPI_WORKERS unset: the server's default worker count."""
     import sys
 
     started: list[ChildProcess] = []
     coderapi = str(pathlib.Path(sys.executable).parent / "coderapi")
 
     def start(
-        *flags: str, env: Mapping[str, str] | None = None, workers: int = 2, name: str = "node", wait: bool = True
+        *flags: str,
+        env: Mapping[str, str] | None = None,
+        workers: int | None = 2,
+        name: str = "node",
+        wait: bool = True,
     ) -> ServerProcess:
         port = free_port()
         data = tmp_path / name
         data.mkdir(exist_ok=True)
-        child = child_env({"CODERAPI_DATA_DIR": str(data), "CODERAPI_WORKERS": str(workers), **(env or {})})
+        count = {} if workers is None else {"CODERAPI_WORKERS": str(workers)}
+        child = child_env({"CODERAPI_DATA_DIR": str(data), **count, **(env or {})})
         argv = [coderapi, "server", "--http-address", f"127.0.0.1:{port}", *flags]
         proc = ServerProcess(argv, child, tmp_path / f"{name}.out", port)
         started.append(proc)
@@ -367,14 +383,30 @@ class LiveServer:
         return http_request(self.port, method, path, headers, body)
 
 
-def coderapi_cli(*args: str, env: Mapping[str, str], timeout: float = 60.0) -> str:
-    """`coderapi <args>` as a child process with `env`; its stdout, stripped. Fails the test when it
-    exits non-zero."""
-    import subprocess
+def run_coderapi(*args: str, env: Mapping[str, str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """`coderapi <args>` as a child process with `env`, its output captured as text."""
     import sys
 
     exe = str(pathlib.Path(sys.executable).parent / "coderapi")
-    done = subprocess.run([exe, *args], env=dict(env), capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run([exe, *args], env=dict(env), capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def assert_one_line_failure(done: subprocess.CompletedProcess[str], *secrets: str) -> str:
+    """The command exited non-zero with exactly one line on stderr, no traceback, and none of `secrets`
+    in its output. Returns the line."""
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0, (done.returncode, done.stdout, done.stderr)
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    for secret in secrets:
+        assert secret not in done.stderr + done.stdout, (secret, done.stderr)
+    return lines[0]
+
+
+def coderapi_cli(*args: str, env: Mapping[str, str], timeout: float = 60.0) -> str:
+    """`coderapi <args>` as a child process with `env`; its stdout, stripped. Fails the test when it
+    exits non-zero."""
+    done = run_coderapi(*args, env=env, timeout=timeout)
     if done.returncode != 0:
         pytest.fail(f"coderapi {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
     return done.stdout.strip()

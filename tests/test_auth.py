@@ -19,7 +19,7 @@ from coderapi.database import Store
 from coderapi.database.tables import api_keys
 from coderapi.database.users import User
 from coderapi.httpmw.apikey import go_time_string
-from tests.conftest import MakeApp, MakeToken, MakeUser
+from tests.conftest import MakeApp, MakeToken, MakeUser, StartServer, raw_http
 
 PROBE = "/api/v2/users/me/keys/tokens/tokenconfig"
 SIGNED_OUT = "You are signed out or your session has expired. Please sign in again to continue."
@@ -347,6 +347,7 @@ def test_challenge_uses_access_url(make_app: MakeApp) -> None:
     )
 
 
+@pytest.mark.wire_format("reference")
 @pytest.mark.parametrize(
     ("method", "path", "with_token"),
     [
@@ -400,6 +401,7 @@ def test_app_without_auth_hook_fails_loudly(app: Flask) -> None:
             current_api_key()
 
 
+@pytest.mark.wire_format("reference")
 def test_every_authenticated_route_refuses_without_a_token(app: Flask) -> None:
     """Walks the route table: every view under an authenticated prefix answers 401 without a token."""
     from coderapi.routes import AUTHENTICATED_PREFIXES
@@ -434,3 +436,39 @@ def test_real_database_error_gets_coderd_body(client: FlaskClient, auth: Auth, s
     assert "api_keys" in got["detail"]
     assert "\n" not in got["detail"] and "SELECT" not in got["detail"]
     assert member_token[11:] not in resp.data.decode()
+
+
+@pytest.mark.parametrize(
+    ("host", "metadata"),
+    [
+        (b"127.0.0.1:99999", b'"http://127.0.0.1:99999/.well-known/oauth-protected-resource"'),
+        (b"a b", b'"http://a b/.well-known/oauth-protected-resource"'),
+        (b'evil"x', b'"http://evil\\"x/.well-known/oauth-protected-resource"'),
+        ("é.example".encode(), '"http://é.example/.well-known/oauth-protected-resource"'.encode()),
+        (b"\xff.example", b'"http://\\xff.example/.well-known/oauth-protected-resource"'),
+        (b"back\\slash", b'"http://back\\\\slash/.well-known/oauth-protected-resource"'),
+    ],
+)
+def test_challenge_quotes_the_host_as_sent(client: FlaskClient, host: bytes, metadata: bytes) -> None:
+    # coderd: the scheme plus r.Host, `%q`-quoted; WSGI hands the header over as latin-1 text.
+    resp = client.get(PROBE, environ_overrides={"HTTP_HOST": host.decode("latin-1")})
+    challenge = resp.headers["WWW-Authenticate"].encode("latin-1")
+    assert challenge.endswith(b"resource_metadata=" + metadata), challenge
+
+
+@pytest.mark.slow
+def test_challenge_quotes_the_host_through_gunicorn(start_server: StartServer) -> None:
+    server = start_server(workers=1)
+    for host, metadata in (
+        (b"127.0.0.1:99999", b'"http://127.0.0.1:99999/.well-known/oauth-protected-resource"'),
+        (b"a b", b'"http://a b/.well-known/oauth-protected-resource"'),
+        (b'evil"x', b'"http://evil\\"x/.well-known/oauth-protected-resource"'),
+        ("é.example".encode(), '"http://é.example/.well-known/oauth-protected-resource"'.encode()),
+    ):
+        answer = raw_http(
+            server.port, b"GET " + PROBE.encode() + b" HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
+        )
+        head = answer.partition(b"\r\n\r\n")[0]
+        assert head.startswith(b"HTTP/1.1 401 "), answer[:300]
+        challenge = [line for line in head.split(b"\r\n") if line.lower().startswith(b"www-authenticate:")]
+        assert len(challenge) == 1 and challenge[0].endswith(b"resource_metadata=" + metadata), head

@@ -426,6 +426,7 @@ def test_every_route_is_in_the_catalogue(app: Flask) -> None:
     assert api == listed
 
 
+@pytest.mark.wire_format("reference")
 @pytest.mark.parametrize(("path", "allowed", "needs_token"), ROUTES)
 def test_every_wrong_method(client: FlaskClient, owner_token: str, path: str, allowed: str, needs_token: bool) -> None:
     for method in METHODS:

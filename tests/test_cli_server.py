@@ -101,3 +101,73 @@ def test_db_migrate_unreachable_database_is_one_line(runner: CliRunner) -> None:
     assert out.exit_code == 1
     assert len(out.stderr.strip().splitlines()) == 1
     assert out.stderr.startswith("error: migrate: ")
+
+
+def test_write_config_leaves_out_external_auth_providers_from_the_environment(tmp_path: pathlib.Path) -> None:
+    from coderapi.config import load
+    from tests.conftest import child_env, coderapi_cli
+
+    yaml_path = tmp_path / "in.yaml"
+    yaml_path.write_text("externalAuthProviders:\n  - id: from-yaml\n    type: gitlab\n")
+    env = child_env(
+        {
+            "CODERAPI_DATA_DIR": str(tmp_path / "data"),
+            "CODER_CONFIG_PATH": str(yaml_path),
+            "CODER_EXTERNAL_AUTH_0_ID": "from-env",
+            "CODER_EXTERNAL_AUTH_0_TYPE": "github",
+            "CODER_EXTERNAL_AUTH_0_CLIENT_ID": "client-id-x",
+            "CODER_EXTERNAL_AUTH_0_CLIENT_SECRET": "s3cr3t-client-value",
+            "CODER_EXTERNAL_AUTH_0_EXTRA_TOKEN_KEYS": "hidden-key-one hidden-key-two",
+        }
+    )
+    out = coderapi_cli("server", "--write-config", env=env)
+    for secret in ("s3cr3t-client-value", "hidden-key-one", "hidden-key-two", "from-env"):
+        assert secret not in out
+    written = yaml.safe_load(out)["externalAuthProviders"]
+    assert [p["id"] for p in written] == ["from-yaml"]
+    # The output used with the same environment lists each provider once.
+    out_path = tmp_path / "out.yaml"
+    out_path.write_text(out)
+    again = load((), {**env, "CODER_CONFIG_PATH": str(out_path)})
+    assert [p["id"] for p in again.get("external_auth")] == ["from-yaml", "from-env"]
+
+
+BAD_PG_URLS = [
+    ("postgres://u:pw@127.0.0.1:notaport/db", "invalid port: not a number"),
+    ("postgres://u:pw@127.0.0.1:99999/db", "invalid port: out of range"),
+    ("postgres://[::1/db", "invalid host"),
+    ("mysql://u:pw@127.0.0.1/db", "the scheme must be postgres:// or postgresql://"),
+    ("postgres://u:p%zzw@127.0.0.1/db", "invalid percent-encoded token"),
+    ("postgres://u:pw@127.0.0.1/db?sslmode=pwmode", "invalid sslmode value"),
+]
+
+
+@pytest.mark.parametrize("command", [["server"], ["db", "migrate"]])
+@pytest.mark.parametrize(("url", "reason"), BAD_PG_URLS)
+def test_a_bad_postgres_url_is_one_line_without_its_text(
+    tmp_path: pathlib.Path, command: list[str], url: str, reason: str
+) -> None:
+    from tests.conftest import assert_one_line_failure, child_env, run_coderapi
+
+    env = child_env({"CODERAPI_DATA_DIR": str(tmp_path / "data"), "CODER_PG_CONNECTION_URL": url})
+    line = assert_one_line_failure(run_coderapi(*command, env=env), "pw", "p%zzw", "::1", "mysql")
+    assert reason in line, line
+    assert "CODER_PG_CONNECTION_URL" in line or "migrate" in line, line
+
+
+def test_a_bad_postgres_conn_max_idle_is_refused(tmp_path: pathlib.Path) -> None:
+    from tests.conftest import assert_one_line_failure, child_env, run_coderapi
+
+    env = child_env({"CODERAPI_DATA_DIR": str(tmp_path / "data")})
+    line = assert_one_line_failure(run_coderapi("server", "--postgres-conn-max-idle=lots", env=env))
+    assert line == (
+        'error: Postgres Connection Max Idle (--postgres-conn-max-idle): invalid value "lots" from flag '
+        '--postgres-conn-max-idle: must be "auto" or a number'
+    )
+    yaml_path = tmp_path / "c.yaml"
+    yaml_path.write_text("pgConnMaxIdle: lots\n")
+    line = assert_one_line_failure(run_coderapi("server", "--config", str(yaml_path), env=env))
+    assert "pgConnMaxIdle" in line and '"auto" or a number' in line, line
+    for good in ("auto", "7"):
+        out = run_coderapi("server", "--write-config", f"--postgres-conn-max-idle={good}", env=env)
+        assert out.returncode == 0, out.stderr

@@ -112,3 +112,35 @@ def test_duplicate_username_case_insensitive(cli_env: dict[str, str]) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
     result = run(cli_env, "users", "create", "--username", "carol", "--email", "A@example.com")
     assert result.exit_code == 1
+
+
+@pytest.mark.parametrize("command", [["users", "list"], ["tokens", "create", "--user", "x"]])
+@pytest.mark.parametrize("url", ["postgres://u:pw@127.0.0.1:notaport/db", "postgres://[::1/db", "mysql://u:pw@h/db"])
+def test_a_bad_postgres_url_is_one_line(tmp_path: pathlib.Path, command: list[str], url: str) -> None:
+    from tests.conftest import assert_one_line_failure, child_env, run_coderapi
+
+    env = child_env({"CODERAPI_DATA_DIR": str(tmp_path / "data"), "CODER_PG_CONNECTION_URL": url})
+    line = assert_one_line_failure(run_coderapi(*command, env=env), "pw", "::1", "mysql")
+    assert "CODER_PG_CONNECTION_URL" in line, line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["users", "create", "--username", "b", "--email", "b@example.com"], ["tokens", "create", "--user", "a"]],
+)
+def test_a_write_to_a_read_only_database_is_one_line(tmp_path: pathlib.Path, command: list[str]) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import assert_one_line_failure, child_env, coderapi_cli
+
+    env = child_env({"CODERAPI_DATA_DIR": str(tmp_path / "data")})
+    coderapi_cli("users", "create", "--username", "a", "--email", "a@example.com", env=env)
+    exe = str(pathlib.Path(sys.executable).parent / "coderapi")
+    database = str(tmp_path / "data" / "coderapi.db")
+    # The database file read-only even for root: a read-only bind mount of it in a mount namespace of
+    # the command's own; the directory stays writable, so SQLite opens the file and fails on the write.
+    argv = ["unshare", "-m", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', database, exe, *command]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    line = assert_one_line_failure(done)
+    assert line == f"error: {command[0]} {command[1]}: (sqlite3.OperationalError) attempt to write a readonly database"

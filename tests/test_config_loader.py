@@ -10,6 +10,7 @@ import pytest
 from coderapi.config import ConfigError, DeploymentValues, load
 from coderapi.config.loader import OPTIONS_BY_FIELD, external_auth_from_env, read_experiments
 from coderapi.config.options import OPTIONS
+from tests.conftest import child_env
 
 H = 3600 * 1_000_000_000
 
@@ -369,3 +370,37 @@ def test_get_is_a_dict_lookup() -> None:
     assert values.get("config_ssh.deploymentName") == "coder."
     with pytest.raises(KeyError):
         values.get("no.such.field")
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('networking:\n  accessURL: "https://u:hunter2@x\n', "line 3, column 1"),
+        ("networking:\n  accessURL: https://u:hunter2: x\n", "line 2, column 31"),
+        ("networking:\n  accessURL: *hunter2\n", "line 2, column 14"),
+        ("networking:\n\t- hunter2\n", "line 2, column 1"),
+    ],
+)
+def test_yaml_syntax_errors_name_the_place_not_the_text(tmp_path: pathlib.Path, text: str, where: str) -> None:
+    path = write_yaml(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load((), {"CODER_CONFIG_PATH": path})
+    message = str(caught.value)
+    assert "hunter2" not in message and "accessURL" not in message, message
+    assert message.startswith(f'YAML file "{path}" from env CODER_CONFIG_PATH: invalid YAML'), message
+    assert message.endswith(where), message
+    assert "\n" not in message
+
+
+@pytest.mark.slow
+def test_a_yaml_syntax_error_is_one_line_from_the_server(tmp_path: pathlib.Path) -> None:
+    import subprocess
+    import sys
+
+    path = write_yaml(tmp_path, 'networking:\n  accessURL: "https://u:hunter2@x\n')
+    exe = str(pathlib.Path(sys.executable).parent / "coderapi")
+    env = child_env({"CODERAPI_DATA_DIR": str(tmp_path / "data"), "CODER_CONFIG_PATH": path})
+    done = subprocess.run([exe, "server"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "hunter2" not in done.stderr + done.stdout and "Traceback" not in done.stderr

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
-from tests.contract import SPEC_SWAGGER_PATH, SWAGGER_PATH
+from tests.contract import OPTIONS_DATA_PATH, SPEC_OPTIONS_DATA_PATH, SPEC_SWAGGER_PATH, SWAGGER_PATH
 
 
-def test_the_copy_matches_the_contract() -> None:
-    if not SPEC_SWAGGER_PATH.exists():
+@pytest.mark.parametrize(
+    ("copy", "original"), [(SWAGGER_PATH, SPEC_SWAGGER_PATH), (OPTIONS_DATA_PATH, SPEC_OPTIONS_DATA_PATH)]
+)
+def test_the_copy_matches_the_contract(copy: pathlib.Path, original: pathlib.Path) -> None:
+    if not original.exists():
         pytest.skip("the spec folder is not beside this checkout")
-    assert SWAGGER_PATH.read_bytes() == SPEC_SWAGGER_PATH.read_bytes()
+    assert copy.read_bytes() == original.read_bytes()

@@ -45,6 +45,7 @@ def test_report_logged_at_debug_with_fields(
     assert 'blocked-uri="https://evil.example.com/x.js"' in lines[0]
 
 
+@pytest.mark.wire_format("reference")
 def test_token_required(client: FlaskClient) -> None:
     resp = client.post(URL, data=json.dumps(REPORT), content_type="application/csp-report")
     assert resp.status_code == 401

@@ -65,6 +65,7 @@ def leaf_paths(node: dict[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
+@pytest.mark.wire_format("reference")
 def test_acceptance(make_app: MakeApp, owner_token: str, auth: Auth, tmp_path: pathlib.Path) -> None:
     yaml_path = tmp_path / "coder.yaml"
     yaml_path.write_text("networking:\n  http:\n    maxTokenLifetime: 48h0m0s\n")
@@ -95,6 +96,7 @@ def test_acceptance(make_app: MakeApp, owner_token: str, auth: Auth, tmp_path: p
             assert options[opt.name]["value_source"] == ("default" if defaulted else ""), opt.name
 
 
+@pytest.mark.wire_format("reference")
 def test_shape_and_order(app: Flask, owner_token: str, auth: Auth) -> None:
     body = get_config(app, owner_token, auth)
     validate(body)
@@ -154,6 +156,7 @@ def test_shape_and_order(app: Flask, owner_token: str, auth: Auth) -> None:
     assert options["Autobuild Poll Interval"]["annotations"] == {"format_duration": "true"}
 
 
+@pytest.mark.wire_format("reference")
 def test_everything_set_still_validates(make_app: MakeApp, owner_token: str, auth: Auth) -> None:
     env = {
         "CODER_SUPPORT_LINKS": '[{"name": "Docs", "target": "https://d", "icon": "docs", "location": "navbar"}]',
@@ -200,6 +203,7 @@ SECRETS = {
 }
 
 
+@pytest.mark.wire_format("reference")
 def test_secrets_never_leave(
     make_app: MakeApp,
     owner_token: str,
@@ -211,6 +215,8 @@ def test_secrets_never_leave(
     assert {o.name for o in OPTIONS if o.secret} == {*SECRETS, "Notifications: Email Auth: Password"}
     sentinels = {name: f"sentinel-{i:02d}-zq" for i, name in enumerate(sorted(SECRETS))}
     env = {SECRETS[name]: value for name, value in sentinels.items()}
+    # The connection URL must be a PostgreSQL URL to load: the sentinel is its password.
+    env["CODER_PG_CONNECTION_URL"] = f"postgres://u:{sentinels['Postgres Connection URL']}@127.0.0.1/db"
     # The 13th secret shares its field with "Email Auth: Password"; it comes from a flag and wins.
     argv = ["--notifications-email-auth-password", "sentinel-13-zq", "--verbose"]
     all_sentinels = [*sentinels.values(), "sentinel-13-zq"]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from tests.conftest import MakeApp
 
 Auth = Callable[[str], dict[str, str]]
 
 
+@pytest.mark.wire_format("reference")
 def test_empty_by_default(make_app: MakeApp, member_token: str, auth: Auth) -> None:
     client = make_app().test_client()
     for path in ("/api/v2/experiments", "/api/v2/experiments/"):

@@ -269,17 +269,17 @@ def assert_limited(statuses: list[int]) -> None:
     assert set(statuses[LIMIT:]) <= {200, 429} and statuses[-2:] == [429, 429], statuses
 
 
-def test_redis_down_falls_back_to_process_counting(private_redis: PrivateRedis, tmp_path: pathlib.Path) -> None:
+def test_redis_down_falls_back_to_the_node_store(private_redis: PrivateRedis, tmp_path: pathlib.Path) -> None:
     env = {"CODERAPI_RATE_LIMIT_REDIS_URL": private_redis.url}
-    # One worker: its in-process counter is the only one, so the counts are exact.
-    with live_server(tmp_path / "redis", "--api-rate-limit", str(LIMIT), env=env, workers=1) as server:
+    # Two workers: the fallback is the node's store, one budget for both, so the counts stay exact.
+    with live_server(tmp_path / "redis", "--api-rate-limit", str(LIMIT), env=env, workers=2) as server:
         token = server.member_token
         statuses = [get(server, "/api/v2/deployment/ssh", token)[0] for _ in range(LIMIT + 3)]
         assert_limited(statuses)
         assert private_redis.keys("coderapi:*ratelimit*"), "counters were not kept in redis"
 
         private_redis.kill()
-        # A fresh path: its count starts at zero in process memory.
+        # A fresh path: its count starts at zero in the node's store.
         answers = [get(server, "/api/v2/experiments", token) for _ in range(LIMIT + 3)]
         assert_limited([a[0] for a in answers])
         for status, headers, body, took in answers:
@@ -292,7 +292,7 @@ def test_redis_down_falls_back_to_process_counting(private_redis: PrivateRedis, 
         assert get(server, "/api/v2/deployment/ssh")[0] == 401
         assert server.process.alive()
         output = server.process.output()
-        assert "redis unreachable, counting in process memory" in output
+        assert "redis unreachable, counting in the node's store" in output
 
         # Redis back: counting returns to it after the retry pause.
         private_redis.start()

@@ -212,3 +212,53 @@ def test_csp_reports_are_counted_by_directive(prom_app: Flask, owner_token: str)
     assert sample(m, "coderapi_csp_violations_total", {"directive": "img-src"}) == 1
     assert sample(m, "coderapi_csp_violations_total", {"directive": "script-src"}) == 1
     assert sample(m, "coderapi_csp_violations_total", {"directive": "unknown"}) == 1
+
+
+def test_made_up_methods_share_one_label(prom_app: Flask) -> None:
+    client = prom_app.test_client()
+    for i in range(50):
+        assert client.open("/api/v2/buildinfo", method=f"MADEUP{i}").status_code == 405
+    assert client.open("/api/v2/buildinfo", method="DELETE").status_code == 405
+    m = of(prom_app)
+    name = "coderd_api_requests_processed_total"
+    assert sample(m, name, {"code": "405", "method": "other", "path": metrics.UNMATCHED_ROUTE}) == 50
+    assert sample(m, name, {"code": "405", "method": "DELETE", "path": metrics.UNMATCHED_ROUTE}) == 1
+    assert (
+        sample(m, "coderd_api_request_latencies_seconds_count", {"method": "other", "path": metrics.UNMATCHED_ROUTE})
+        == 50
+    )
+    text = generate_latest(m.registry).decode()
+    assert "MADEUP" not in text
+
+
+def test_every_label_of_every_metric_has_a_bounded_set(prom_app: Flask, owner_token: str) -> None:
+    client = prom_app.test_client()
+    for i in range(20):
+        client.open(f"/api/v2/x{i}/{i}?q={i}", method=f"M{i}", headers={"Coder-Session-Token": f"bad{i}"})
+        client.post("/api/v2/csp/reports", json={"csp-report": {"effective-directive": f"made-up-{i}"}})
+        client.get(f"/api/v2/users/u{i}", headers={"Coder-Session-Token": owner_token})
+    bounded = {
+        "code": {str(c) for c in range(100, 600)} | {"other"},
+        "method": metrics.KNOWN_METHODS | {metrics.OTHER_METHOD},
+        "directive": metrics.CSP_DIRECTIVES | {"unknown", "other"},
+        "state": {"open", "in_use"},
+        "reason": {
+            "missing",
+            "malformed",
+            "invalid_key",
+            "invalid_secret",
+            "expired",
+            "inactive_user",
+            "internal_error",
+            "forbidden",
+            "other",
+        },
+    }
+    routes = {metrics.route_label(rule.rule) for rule in prom_app.url_map.iter_rules()} | {metrics.UNMATCHED_ROUTE}
+    for family in of(prom_app).registry.collect():
+        for s in family.samples:
+            for label, value in s.labels.items():
+                if label == "le":
+                    continue
+                allowed = routes if label == "path" else bounded[label]
+                assert value in allowed, (family.name, label, value)

@@ -6,9 +6,11 @@ X-Forwarded-For is ignored and every client behind the proxy shares the proxy's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 import shutil
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -167,3 +169,89 @@ def test_a_client_cannot_choose_its_budget_through_the_proxy(
     get(proxy + "/api/v2/buildinfo", {"X-Forwarded-For": "203.0.113.10, 10.9.9.9"})
     (entry,) = [json.loads(line) for line in log.read_text().splitlines() if '"coderapi","http"' in line]
     assert entry["fields"]["client_ip"] == "10.9.9.9"
+
+
+SLOW_CLIENTS = 200
+SLOW_SECONDS = 30.0
+# Enough bytes that a client sending one a second is still sending its headers when the test ends.
+SLOW_REQUEST = b"GET /api/v2/buildinfo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 64 + b"\r\n\r\n"
+
+
+class SlowClients:
+    """`count` connections to 127.0.0.1:`port`, each sending SLOW_REQUEST one byte a second from one
+    thread, until `stop()` or `seconds` have passed (it stops by itself)."""
+
+    def __init__(self, port: int, count: int, seconds: float) -> None:
+        import socket
+        import threading
+
+        self.socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
+        self.deadline = time.monotonic() + seconds
+        self.stopped = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        offset = 0
+        while not self.stopped.is_set() and time.monotonic() < self.deadline and offset < len(SLOW_REQUEST):
+            for sock in self.socks:
+                with contextlib.suppress(OSError):
+                    sock.send(SLOW_REQUEST[offset : offset + 1])
+            offset += 1
+            self.sent = offset
+            self.stopped.wait(1.0)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(5)
+        for sock in self.socks:
+            sock.close()
+
+
+def timed_get(url: str) -> tuple[int, float]:
+    began = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            resp.read()
+            status = int(resp.status)
+    except urllib.error.HTTPError as err:
+        err.close()
+        status = int(err.code)
+    except (urllib.error.URLError, OSError):
+        status = 0  # timed out or refused: counted as the slowest answer
+    return status, time.monotonic() - began
+
+
+def test_slow_header_clients_do_not_hold_the_workers_behind_nginx(
+    start_server: StartServer, start_nginx: StartNginx
+) -> None:
+    node = start_server("--dangerous-disable-rate-limits", workers=2)
+    proxy = start_nginx([node.port])
+    url = proxy + "/api/v2/buildinfo"
+
+    # Why the proxy is required: two slow clients straight to the node hold both of its sync workers.
+    direct = SlowClients(node.port, 2, 10.0)
+    try:
+        time.sleep(0.5)
+        assert timed_get(node.url + "/api/v2/buildinfo")[0] == 0
+    finally:
+        direct.stop()
+    wait_http(node.url + "/healthz")
+
+    # Through nginx, 200 of them for 30 s change nothing for everyone else.
+    port = int(proxy.rsplit(":", 1)[1])
+    slow = SlowClients(port, SLOW_CLIENTS, SLOW_SECONDS)
+    latencies: list[float] = []
+    try:
+        while time.monotonic() < slow.deadline:
+            status, seconds = timed_get(url)
+            assert status == 200, (status, len(latencies))
+            latencies.append(seconds)
+            time.sleep(0.05)
+        assert slow.sent >= SLOW_SECONDS - 2  # the slow clients really were sending all along
+    finally:
+        slow.stop()
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    assert len(latencies) > 100 and p99 < 1.0, (len(latencies), p99, latencies[-5:])

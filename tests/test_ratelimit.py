@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -18,8 +20,9 @@ from coderapi import apikey
 from coderapi.config.settings import Settings
 from coderapi.database import Store
 from coderapi.httpmw.ratelimit import _ip_key, configured_limit
+from coderapi.serving import default_workers
 from tests import services
-from tests.conftest import MakeApp, StartServer
+from tests.conftest import MakeApp, ServerProcess, StartServer, http_request, seed_users_in_store
 
 Auth = Callable[[str], dict[str, str]]
 PROBE = "/api/v2/users/me/keys/tokens/tokenconfig"
@@ -69,8 +72,17 @@ def test_budget_is_per_path(make_app: MakeApp, auth: Auth, member_token: str) ->
         client.get(PROBE, headers=auth(member_token))
     assert client.get(PROBE, headers=auth(member_token)).status_code == 429
     assert client.get("/api/v2/users/member/keys/tokens/tokenconfig", headers=auth(member_token)).status_code == 200
-    # The raw path counts: a doubled slash is another key, as in coderd.
-    assert client.get("/api/v2/users/me//keys/tokens/tokenconfig", headers=auth(member_token)).status_code == 200
+
+
+def test_extra_slashes_share_the_budget(make_app: MakeApp) -> None:
+    # The routed path counts (runs of `/` collapsed): coderd keys on the raw path, so N slashes would
+    # give N budgets; here they give one.
+    fresh_window()
+    client = make_app(env=LIMIT5).test_client()
+    paths = ["/api/v2/experiments", "/api/v2//experiments", "/api/v2///experiments"]
+    statuses = [client.get(paths[i % len(paths)]).status_code for i in range(8)]
+    assert statuses.count(429) == 3, statuses
+    assert_429(client.get("/api/v2////experiments"))
 
 
 def test_budget_is_per_user_with_a_valid_token(
@@ -200,7 +212,7 @@ def test_each_deployment_has_its_own_counters(
         other_store.close()
 
 
-def test_unreachable_redis_falls_back_to_memory(
+def test_unreachable_redis_falls_back_to_the_node_store(
     make_app: MakeApp, settings: Settings, auth: Auth, member_token: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     fresh_window()
@@ -280,3 +292,42 @@ def _truncate(pg_url: str) -> None:
             conn.execute(text(f"TRUNCATE {names} CASCADE"))
     finally:
         store.close()
+
+
+# --- one budget per node, without Redis -------------------------------------------------------------
+
+
+def _parallel(port: int, path: str, n: int, headers: dict[str, str] | None = None) -> list[int]:
+    """`n` requests at once, each from its own thread on its own connection."""
+    start = threading.Barrier(n)
+
+    def one(_: int) -> int:
+        start.wait()
+        return http_request(port, "GET", path, headers)[0]
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def _wait_workers_ready(server: ServerProcess, count: int, timeout: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.output().count("Worker ready") >= count:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"fewer than {count} workers ready: {server.output()[-2000:]}")
+
+
+@pytest.mark.slow
+def test_default_workers_of_one_server_share_one_budget(start_server: StartServer, tmp_path: Path) -> None:
+    server = start_server(env={"CODER_API_RATE_LIMIT": "3"}, workers=None, name="node")
+    workers = default_workers()
+    assert workers > 1
+    _wait_workers_ready(server, workers)
+    token = seed_users_in_store({"CODERAPI_DATA_DIR": str(tmp_path / "node")})["member"][1]
+
+    fresh_window(10)
+    statuses = _parallel(server.port, "/api/v2/buildinfo", 32)
+    assert (statuses.count(200), statuses.count(429)) == (3, 29), statuses
+    statuses = _parallel(server.port, PROBE, 24, {"Coder-Session-Token": token})
+    assert (statuses.count(200), statuses.count(429)) == (3, 21), statuses

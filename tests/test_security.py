@@ -305,6 +305,7 @@ def test_the_only_state_changing_route_is_csp_reports(app: Flask) -> None:
     assert changing == {("/api/v2/csp/reports", "POST")}
 
 
+@pytest.mark.wire_format("reference")
 @pytest.mark.parametrize(
     "cookie",
     [
@@ -328,6 +329,7 @@ def test_csp_report_with_a_bad_cookie_is_refused(client: FlaskClient, member_tok
     assert client.post("/api/v2/csp/reports", data=REPORT).status_code == 200
 
 
+@pytest.mark.wire_format("reference")
 def test_bad_cookie_is_not_rescued_by_a_good_header(client: FlaskClient, member_token: str) -> None:
     # The cookie is read first and judged alone: a forged or stale cookie cannot borrow a header.
     client.set_cookie("coder_session_token", "aaaaaaaaaa-bbbbbbbbbbbbbbbbbbbbbb")

@@ -212,3 +212,68 @@ def test_multiprocess_dir_is_emptied(tmp_path: pathlib.Path) -> None:
         values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     export.stop()
     assert tmp_path.exists()
+
+
+@pytest.mark.slow
+def test_a_read_only_database_at_worker_boot_stops_the_server(tmp_path: pathlib.Path) -> None:
+    """Waiting does not fix a read-only database: each worker says so in one line and exits with
+    gunicorn's boot-error code, and the master stops instead of booting workers in a loop."""
+    import sys
+    import time
+
+    from gunicorn.arbiter import Arbiter
+
+    from tests.conftest import ChildProcess, child_env, coderapi_cli, free_port
+
+    env = child_env({"CODERAPI_DATA_DIR": str(tmp_path / "data"), "CODERAPI_WORKERS": "2"})
+    coderapi_cli("db", "migrate", env=env)
+    exe = str(pathlib.Path(sys.executable).parent / "coderapi")
+    database = str(tmp_path / "data" / "coderapi.db")
+    # Read-only even for root: a read-only bind mount of the file in the server's own mount namespace.
+    # The master's migration only reads (nothing is pending); a worker's first write is refused.
+    mount = 'mount --bind -o ro "$0" "$0" && exec "$@"'
+    argv = ["unshare", "-m", "sh", "-c", mount, database, exe, "server", "--http-address", f"127.0.0.1:{free_port()}"]
+    proc = ChildProcess(argv, env, tmp_path / "server.out")
+    try:
+        deadline = time.monotonic() + 30
+        while proc.alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not proc.alive(), proc.output()
+    finally:
+        code = proc.stop()
+    output = (tmp_path / "server.out").read_text(errors="replace")
+    assert code == Arbiter.WORKER_BOOT_ERROR, output
+    refusals = [line for line in output.splitlines() if "the database refused the worker" in line]
+    assert refusals and all(line.endswith("attempt to write a readonly database") for line in refusals), output
+    assert "Worker failed to boot" in output
+    assert "Traceback" not in output and "retrying" not in output
+
+
+@pytest.mark.parametrize(
+    ("argv", "warned"),
+    [
+        ((), False),  # 127.0.0.1:3000
+        (("--http-address", "localhost:3000"), False),
+        (("--http-address", "[::1]:3000"), False),
+        (("--http-address", "0.0.0.0:3000"), True),
+        (("--http-address", ":3000"), True),
+        (("--http-address", "[::]:3000"), True),
+        (("--http-address", "10.1.2.3:3000"), True),
+        (("--http-address", "api.example.com:3000"), True),
+        (("--http-address", "0.0.0.0:3000", "--proxy-trusted-origins", "10.0.0.0/8"), False),
+    ],
+)
+def test_exposure_warning_beyond_loopback_without_a_trusted_proxy(
+    make_values: MakeValues, argv: tuple[str, ...], warned: bool
+) -> None:
+    warning = serving.exposure_warning(make_values(argv))
+    assert bool(warning) is warned
+    if warned:
+        assert "buffering reverse proxy" in warning and "deploy/nginx" in warning and "slowloris" in warning
+
+
+def test_exposure_warning_for_the_tls_address(make_values: MakeValues, tmp_path: pathlib.Path) -> None:
+    cert, key = write_cert(tmp_path)
+    flags = ("--tls-enable", "--tls-cert-file", str(cert), "--tls-key-file", str(key))
+    assert serving.exposure_warning(make_values((*flags, "--tls-address", "0.0.0.0:3443")))
+    assert not serving.exposure_warning(make_values((*flags, "--tls-address", "127.0.0.1:3443")))

@@ -18,6 +18,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import ChildProcess, StartServer, child_env, free_port, wait_http
+from tests.test_ratelimit import fresh_window
 from tests.test_serving import write_cert
 
 pytestmark = pytest.mark.slow
@@ -215,6 +216,7 @@ def test_gunicorn_conf_serves_wsgi_app_with_the_same_settings(tmp_path: pathlib.
             "CODER_PROMETHEUS_ADDRESS": f"127.0.0.1:{prom}",
             "CODERAPI_DATA_DIR": str(tmp_path / "data"),
             "CODERAPI_WORKERS": "2",
+            "CODER_API_RATE_LIMIT": "20",
         }
     )
     gunicorn = str(pathlib.Path(sys.executable).parent / "gunicorn")
@@ -227,6 +229,12 @@ def test_gunicorn_conf_serves_wsgi_app_with_the_same_settings(tmp_path: pathlib.
         assert status == 200 and json.loads(body)["deployment_id"]
         assert "X-Coder-Request-Id" in headers
         assert "coderapi.workers.SyncWorker" in proc.output()
+        # Both workers count against the node's one budget (the counter directory reached them through
+        # the environment gunicorn.conf.py prepared).
+        fresh_window()
+        with concurrent.futures.ThreadPoolExecutor(30) as pool:
+            statuses = list(pool.map(lambda _: get(f"http://127.0.0.1:{port}/api/v2/experiments")[0], range(30)))
+        assert (statuses.count(401), statuses.count(429)) == (20, 10), statuses
 
         # SIGHUP runs gunicorn.conf.py again: the exporter and its samples carry on.
         before = workers_of(proc.proc.pid)
@@ -266,3 +274,24 @@ def test_sighup_applies_a_changed_config_file(start_server: StartServer, tmp_pat
     assert server.alive()
     wait_http(server.url + "/healthz")
     assert json.loads(get(server.url + "/api/v2/buildinfo")[2])["dashboard_url"] == "https://after.example.com"
+
+
+def test_one_warning_when_listening_beyond_loopback_without_a_proxy(
+    start_server: StartServer, tmp_path: pathlib.Path
+) -> None:
+    # Bound on every interface, but only ever spoken to on 127.0.0.1.
+    port = free_port()
+    exe = str(pathlib.Path(sys.executable).parent / "coderapi")
+    env = child_env({"CODERAPI_DATA_DIR": str(tmp_path / "exposed"), "CODERAPI_WORKERS": "2"})
+    exposed = ChildProcess([exe, "server", "--http-address", f"0.0.0.0:{port}"], env, tmp_path / "exposed.out")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", alive=exposed.alive)
+        wait_for(lambda: exposed.output().count("Worker ready") == 2, what="two workers")
+        lines = [line for line in exposed.output().splitlines() if "buffering reverse proxy" in line]
+        assert len(lines) == 1, exposed.output()
+        assert "[WARNING]" in lines[0] and f"0.0.0.0:{port}" in lines[0] and "deploy/nginx" in lines[0]
+    finally:
+        assert exposed.stop() == 0
+    local = start_server()
+    wait_for(lambda: local.output().count("Worker ready") == 2, what="two workers")
+    assert "buffering reverse proxy" not in local.output()

@@ -51,6 +51,7 @@ def swagger_schema() -> dict[str, object]:
     return definition_schema("codersdk.DeploymentStats")
 
 
+@pytest.mark.wire_format("reference")
 @pytest.mark.parametrize("who", ["owner", "auditor"])
 def test_owner_and_auditor_read_the_cached_stats(
     make_app: MakeApp, store: Store, auth: Auth, owner_token: str, auditor_token: str, who: str

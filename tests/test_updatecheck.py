@@ -19,7 +19,7 @@ from coderapi.database import Store
 from coderapi.runtime import EXTENSION_KEY, Runtime
 from coderapi.services import updatecheck
 from coderapi.services.updatecheck import LAST_UPDATE_CHECK_KEY, UpdateChecker, UpdateCheckError, UpdateCheckResult
-from tests.conftest import MakeApp
+from tests.conftest import CLOSED_FEED_URL, MakeApp
 
 RELEASE_URL = "https://github.com/coderapi/coderapi/releases/tag/v99.999.999"
 SETTLE_TIMEOUT = 10.0
@@ -159,8 +159,7 @@ def test_feed_errors_answer_current(
 
 
 def test_feed_down_answers_current(make_app: MakeApp, settings: Settings) -> None:
-    # The conftest settings point the feed at a closed port.
-    app = make_app(env=ENABLED)
+    app = make_app(env=ENABLED, settings=replace(settings, update_check_url=CLOSED_FEED_URL))
     settled(app)
     rt = runtime_of(app)
     status, body = get_update_check(app)
@@ -196,8 +195,8 @@ def test_disabled_never_asks(make_app: MakeApp, feed_settings: Settings, feed: F
     assert feed.requests == 0
 
 
-def test_unreadable_stored_result_is_500(make_app: MakeApp, store: Store) -> None:
-    app = make_app(env=ENABLED)
+def test_unreadable_stored_result_is_500(make_app: MakeApp, store: Store, settings: Settings) -> None:
+    app = make_app(env=ENABLED, settings=replace(settings, update_check_url=CLOSED_FEED_URL))
     settled(app)
     store.upsert_site_config(LAST_UPDATE_CHECK_KEY, "{not json")
     checker_of(app)._cached = None

@@ -12,7 +12,7 @@ from gunicorn.http import errors
 from coderapi import serving, workers
 from coderapi.config.settings import Settings
 from coderapi.httpapi.errors import BAD_REQUEST, FORBIDDEN, INTERNAL_SERVER_ERROR
-from tests.conftest import MakeValues, StartServer, assert_envelope, raw_http
+from tests.conftest import MakeValues, StartServer, assert_envelope, live_server, raw_http
 
 
 @pytest.mark.parametrize(
@@ -120,3 +120,58 @@ def test_unknown_transfer_coding_is_501_in_the_envelope(start_server: StartServe
     headers = dict(line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:])
     assert_envelope(501, headers, body, workers.NOT_IMPLEMENTED)
     assert server.alive()
+
+
+TOKEN = "AbCdEfGhIj-0123456789abcdefghijKL"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        errors.InvalidRequestLine(f"GET /api/v2/users/me?coder_session_token={TOKEN}\x01 HTTP/1.1"),
+        errors.InvalidRequestLine("GET /?a=1&coder_session_token=not-token-shaped\x01&b=2 HTTP/1.1"),
+        errors.InvalidRequestLine("GET /?Access_Token=opaque-secret\x7f HTTP/1.1"),
+        errors.InvalidHeader(f"Coder-Session-Token {TOKEN}"),
+        errors.InvalidHeaderName(f"Coder-Session-Token {TOKEN}"),
+    ],
+)
+def test_refusals_never_carry_a_credential(exc: BaseException) -> None:
+    handler = Handler()
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        handler.handle_error(None, ours, ("203.0.113.9", 5555), exc)
+        answer = theirs.recv(65536)
+    detail = json.loads(answer.partition(b"\r\n\r\n")[2])["detail"]
+    for text in (detail, *(line for _, line in handler.log.lines)):
+        assert TOKEN not in text and "not-token-shaped" not in text and "opaque-secret" not in text, text
+        assert "[REDACTED]" in text, text
+
+
+@pytest.mark.slow
+def test_a_token_in_a_refused_request_never_reaches_the_server_log(tmp_path: Any) -> None:
+    with live_server(tmp_path / "node", workers=1) as server:
+        token = server.owner_token
+        for data in (
+            f"GET /api/v2/users/me?coder_session_token={token}\x01 HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+            f"GET /api/v2/users/me HTTP/1.1\r\nHost: x\r\nCoder-Session-Token {token}\r\n\r\n".encode(),
+        ):
+            answer = raw_http(server.port, data)
+            assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+            assert token.encode() not in answer
+        output = server.process.output()
+    assert "Invalid request from ip=" in output
+    assert token not in output and token.split("-")[1] not in output
+
+
+def test_the_uri_of_a_failed_request_is_logged_without_credentials() -> None:
+    class Req:
+        uri = f"/api/v2/users/me?coder_session_token={TOKEN}&x=1"
+
+    handler = Handler()
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        handler.handle_error(Req(), ours, None, RuntimeError("a bug"))
+    assert handler.log.lines[0] == (
+        "exception",
+        "Error handling request /api/v2/users/me?coder_session_token=[REDACTED]&x=1",
+    )

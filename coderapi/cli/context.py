@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from coderapi import config
 from coderapi.cli.options import fail
 from coderapi.config.settings import Settings, SettingsError, process_environ
 from coderapi.database import Store
+from coderapi.database.engine import error_line
 
 
 def open_store() -> Store:
@@ -21,9 +25,11 @@ def open_store() -> Store:
         settings = Settings.from_environ()
         store = open_configured_store(values, settings)
         store.migrate()
-    except (config.ConfigError, SettingsError, SQLAlchemyError, OSError) as err:
+    except (config.ConfigError, SettingsError, OSError) as err:
         lines = str(err).strip().splitlines()
         fail(lines[0] if lines else type(err).__name__)
+    except SQLAlchemyError as err:
+        fail(error_line(err))
     return store
 
 
@@ -33,3 +39,14 @@ def load_values() -> config.DeploymentValues:
         return config.load((), process_environ())
     except config.ConfigError as err:
         fail(str(err))
+
+
+class StoreGroup(click.Group):
+    """A group of commands on the Store: a database error in any of them (a write to a read-only
+    database, a lost connection) ends the command with one line on stderr instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as err:
+            fail(f"{ctx.info_name} {ctx.invoked_subcommand}: {error_line(err)}")

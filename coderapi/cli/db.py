@@ -7,6 +7,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from coderapi.cli.options import CODER_FLAGS, fail, resolve_values
 from coderapi.config.settings import Settings, SettingsError, process_environ
+from coderapi.database.engine import error_line
 
 
 @click.group()
@@ -30,10 +31,5 @@ def migrate(ctx: click.Context) -> None:
         finally:
             store.close()
     except (SettingsError, SQLAlchemyError, OSError) as err:
-        fail(f"migrate: {_one_line(err)}")
+        fail(f"migrate: {error_line(err)}")
     click.echo(f"database migrated ({store.dialect})")
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__

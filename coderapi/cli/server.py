@@ -8,7 +8,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from coderapi import config, logs, serving
 from coderapi.cli.options import CODER_FLAGS, fail, resolve_values
 from coderapi.config.settings import Settings, SettingsError, process_environ
+from coderapi.database.engine import error_line
 from coderapi.httpmw.realip import ProxyConfigError, RealIPConfig
+from coderapi.services import updatecheck
 
 
 @click.command("server", context_settings=CODER_FLAGS, add_help_option=False)
@@ -34,7 +36,8 @@ def server(ctx: click.Context) -> None:
     try:
         serving.migrate(values, settings)
     except (SQLAlchemyError, OSError) as err:
-        fail(f"migrate database: {_one_line(err)}")
+        fail(f"migrate database: {error_line(err)}")
+    updatecheck.announce(values, settings)
 
     def resolve() -> object:
         # SIGHUP: the same flags, the environment and YAML file as they are now.
@@ -44,8 +47,3 @@ def server(ctx: click.Context) -> None:
         serving.run(values, resolve, settings, environ)
     except serving.ServingError as err:
         fail(str(err))
-
-
-def _one_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__

@@ -14,7 +14,7 @@ import re
 import click
 
 from coderapi import apikey, config
-from coderapi.cli.context import load_values, open_store
+from coderapi.cli.context import StoreGroup, load_values, open_store
 from coderapi.cli.options import fail
 from coderapi.cli.users import find_user
 from coderapi.config.values import format_duration
@@ -76,7 +76,7 @@ def token_lifetime_ns(requested: int | None, roles: tuple[str, ...], values: con
     return requested
 
 
-@click.group()
+@click.group(cls=StoreGroup)
 def tokens() -> None:
     """Manage users' API tokens."""
 

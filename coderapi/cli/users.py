@@ -9,7 +9,7 @@ import uuid
 import click
 
 from coderapi import rbac
-from coderapi.cli.context import open_store
+from coderapi.cli.context import StoreGroup, open_store
 from coderapi.cli.options import fail
 from coderapi.database import Store
 from coderapi.database.users import STATUS_ACTIVE, STATUS_SUSPENDED, DuplicateUserError, User
@@ -51,7 +51,7 @@ def find_user(store: Store, name: str) -> User:
     return found
 
 
-@click.group()
+@click.group(cls=StoreGroup)
 def users() -> None:
     """Manage the users who sign in with API tokens."""
 

@@ -135,7 +135,7 @@ def write_config_yaml(values: DeploymentValues) -> str:
             default = values.default(opt.name) or "<unset>"
             note = f"{opt.description}\n(default: {default}, type: {opt.kind.type_name})"
             lines.extend(pad + c for c in _comment(note))
-            lines.extend(pad + line for line in _yaml_value(opt.yaml, opt.kind.to_yaml(values.get(opt.field))))
+            lines.extend(pad + line for line in _yaml_value(opt.yaml, opt.kind.to_yaml(values.written(opt.field))))
 
     emit(None, 0)
     return "\n".join(lines) + "\n"

@@ -15,7 +15,9 @@ from typing import Any
 import yaml
 
 from coderapi.config.options import OPTIONS, Option
-from coderapi.config.values import compose_yaml, parse_bool, quote, write_csv_record
+from coderapi.config.settings import WIRE_FORMAT_REFERENCE
+from coderapi.config.values import compose_yaml, parse_bool, write_csv_record
+from coderapi.goquote import quote
 
 logger = logging.getLogger("coderapi")
 
@@ -49,6 +51,9 @@ for _opt in OPTIONS:
 del _opt
 
 
+EXTERNAL_AUTH_FIELD = "external_auth"
+
+
 class ConfigError(ValueError):
     """The configuration cannot be used; `str()` is one line naming the option, source and value."""
 
@@ -73,7 +78,7 @@ class DeploymentValues:
     `/deployment/config` and `/deployment/ssh` bodies are computed once.
     """
 
-    __slots__ = ("_body", "_defaults", "_sources", "_ssh", "_values", "experiments")
+    __slots__ = ("_bodies", "_defaults", "_env_providers", "_sources", "_ssh", "_values", "experiments")
 
     def __init__(
         self,
@@ -82,18 +87,30 @@ class DeploymentValues:
         defaults: dict[str, str],
         experiments: list[str],
         ssh: dict[str, Any],
+        env_providers: int = 0,
     ) -> None:
         self._values = values
+        # How many `external_auth` entries came from CODER_EXTERNAL_AUTH_<n>_* (appended last).
+        self._env_providers = env_providers
         self._sources = sources
         self._defaults = defaults
         self._ssh = ssh
-        self._body: dict[str, Any] | None = None
+        self._bodies: dict[str, dict[str, Any]] = {}
         #: coderd.ReadExperiments: lower-cased, `*` expanded to the safe list, order kept.
         self.experiments = experiments
 
     def get(self, field: str) -> Any:
         """The value at a `config` path, e.g. `rate_limit.api`, `config_ssh.deploymentName`."""
         return self._values[field]
+
+    def written(self, field: str) -> Any:
+        """The value `--write-config` writes for `field`: `get` without the external auth providers of
+        CODER_EXTERNAL_AUTH_<n>_*, which coder adds after write-config runs (so their secrets are never
+        printed, and reusing the output with the same environment does not list a provider twice)."""
+        value = self._values[field]
+        if field == EXTERNAL_AUTH_FIELD and self._env_providers:
+            return value[: len(value) - self._env_providers]
+        return value
 
     def source(self, name: str) -> str:
         """How the option called `name` was set: "flag", "env", "yaml", "default" or ""."""
@@ -108,13 +125,15 @@ class DeploymentValues:
         for opt in OPTIONS:
             yield opt, self._values[opt.field]
 
-    def deployment_config(self) -> dict[str, Any]:
-        """The `GET /deployment/config` body, `{"config": ..., "options": [...]}`, secrets removed."""
-        if self._body is None:
+    def deployment_config(self, form: str = WIRE_FORMAT_REFERENCE) -> dict[str, Any]:
+        """The `GET /deployment/config` body in wire form `form`, `{"config": ..., "options": [...]}`,
+        secrets removed."""
+        body = self._bodies.get(form)
+        if body is None:
             from coderapi.config.wire import deployment_config_body
 
-            self._body = deployment_config_body(self)
-        return self._body
+            body = self._bodies[form] = deployment_config_body(self, form)
+        return body
 
     def ssh_config(self) -> dict[str, Any]:
         """The `GET /deployment/ssh` body (`codersdk.SSHConfigResponse`)."""
@@ -129,6 +148,7 @@ class _Loader:
         self.values: dict[str, Any] = {field: opts[0].kind.zero() for field, opts in OPTIONS_BY_FIELD.items()}
         self.sources: dict[str, str] = {}  # by field
         self.origins: dict[str, str] = {}  # by field: where the value came from, for error messages
+        self.env_providers = 0  # external auth providers taken from CODER_EXTERNAL_AUTH_<n>_*
 
     def set(self, opt: Option, raw: str, level: str, where: str) -> None:
         try:
@@ -247,8 +267,9 @@ class _Loader:
         if not values["oidc.groups_field"] and "groups" in values["oidc.scopes"]:
             values["oidc.groups_field"] = "groups"
         env_providers = external_auth_from_env(self.environ)
+        self.env_providers = len(env_providers)
         if env_providers:
-            values["external_auth"] = [*values["external_auth"], *env_providers]
+            values[EXTERNAL_AUTH_FIELD] = [*values[EXTERNAL_AUTH_FIELD], *env_providers]
 
 
 def load(argv: Sequence[str], environ: Mapping[str, str]) -> DeploymentValues:
@@ -263,7 +284,7 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> DeploymentValues:
     ssh = _ssh_config(loader)
     sources = {opt.name: loader.sources.get(opt.field, NONE) for opt in OPTIONS}
     experiments = read_experiments(loader.values["experiments"])
-    return DeploymentValues(loader.values, sources, defaults, experiments, ssh)
+    return DeploymentValues(loader.values, sources, defaults, experiments, ssh, loader.env_providers)
 
 
 def _flatten(node: yaml.MappingNode, prefix: str, path: str) -> dict[str, yaml.Node]:

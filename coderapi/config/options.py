@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from coderapi import __version__
 from coderapi.config.values import (
+    AUTO_OR_INT,
     BOOL,
     DURATION,
     HOST_PORT,
@@ -37,6 +38,7 @@ from coderapi.config.values import (
     check_provisioner_types,
     check_wildcard_hostname,
 )
+from coderapi.database.engine import check_pg_url
 
 SECRET = "secret"  # noqa: S105 (the annotation key, not a password)
 
@@ -131,7 +133,7 @@ SUPPORT_LINKS = StructListKind(
         StructField("name", "str"),
         StructField("target", "str"),
         StructField("icon", "str"),
-        StructField("location", "str"),
+        StructField("location", "str", omitempty=True),
     ),
 )
 # codersdk.ExternalAuthConfig in Go field order; client_secret and extra_token_keys never reach JSON.
@@ -1669,7 +1671,7 @@ OPTIONS: tuple[Option, ...] = (
         description="The PostgreSQL connection URL. Without it the server uses its built-in database.",
         flag="postgres-url",
         env="CODER_PG_CONNECTION_URL",
-        kind=STRING,
+        kind=Validated(STRING, check_pg_url),
         field="pg_connection_url",
         annotations=("secret",),
     ),
@@ -1699,7 +1701,7 @@ OPTIONS: tuple[Option, ...] = (
         flag="postgres-conn-max-idle",
         env="CODER_PG_CONN_MAX_IDLE",
         yaml="pgConnMaxIdle",
-        kind=STRING,
+        kind=AUTO_OR_INT,
         field="pg_conn_max_idle",
         default="auto",
     ),
@@ -3085,3 +3087,64 @@ CONFIG_FIELDS: tuple[str, ...] = (
     "write_config",
     "address",
 )
+
+# --- coderd's wire form of `config` (CODERAPI_WIRE_FORMAT=coderd) --------------------------
+# Fields Go leaves out at their zero value (`json:",omitempty"` on a bool, string, number or array field;
+# omitempty does nothing on struct-kind values such as URL, HostPort, Struct and nested objects).
+CODERD_OMITEMPTY_FIELDS: frozenset[str] = frozenset(
+    {
+        "verbose",
+        "wildcard_access_url",
+        "redirect_to_access_url",
+        "http_address",
+        "autobuild_poll_interval",
+        "job_hang_detector_interval",
+        "proxy_trusted_headers",
+        "proxy_trusted_origins",
+        "cache_directory",
+        "ephemeral_deployment",
+        "pg_connection_url",
+        "pg_auth",
+        "pg_conn_max_open",
+        "pg_conn_max_idle",
+        "http_cookies.secure_auth_cookie",
+        "http_cookies.same_site",
+        "strict_transport_security",
+        "strict_transport_security_options",
+        "ssh_keygen_algorithm",
+        "metrics_cache_refresh_interval",
+        "agent_stat_refresh_interval",
+        "browser_only",
+        "scim_api_key",
+        "external_token_encryption_keys",
+        "experiments",
+        "update_check",
+        "disable_path_apps",
+        "session_lifetime.disable_expiry_refresh",
+        "session_lifetime.refresh_default_duration",
+        "session_lifetime.default_token_lifetime",
+        "session_lifetime.max_token_lifetime",
+        "session_lifetime.max_admin_token_lifetime",
+        "disable_password_auth",
+        "enable_authz_recording",
+        "wgtunnel_host",
+        "disable_owner_workspace_exec",
+        "disable_workspace_sharing",
+        "proxy_health_status_interval",
+        "enable_terraform_debug_mode",
+        "web_terminal_renderer",
+        "allow_workspace_renames",
+        "cli_upgrade_message",
+        "terms_of_service_url",
+        "additional_csp_policy",
+        "workspace_hostname_suffix",
+        "hide_ai_tasks",
+        "config",
+        "write_config",
+    }
+)
+# Go fields without a JSON tag are written under their Go names (full `config` paths).
+CODERD_KEYS: Mapping[str, str] = {
+    "config_ssh.deploymentName": "config_ssh.DeploymentName",
+    "config_ssh.sshconfigOptions": "config_ssh.SSHConfigOptions",
+}

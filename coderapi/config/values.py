@@ -10,6 +10,7 @@ Python values: String, Enum, YAMLConfigPath and Regexp are `str`; Bool `bool`; I
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -18,31 +19,13 @@ from typing import Any
 
 import yaml
 
+from coderapi.goquote import quote
+
 MAX_INT64 = (1 << 63) - 1
 MIN_INT64 = -(1 << 63)
 
 # --------------------------------------------------------------------------------------------------
-# Go text helpers
-
-
-def quote(s: str) -> str:
-    """Go's %q, near enough: double quotes, backslash escapes, non-printables escaped (one line)."""
-    out = []
-    for ch in s:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif not ch.isprintable():
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+# Go text helpers (`quote` is Go's %q, from coderapi.goquote)
 
 
 _DIGITS = "0123456789"
@@ -580,12 +563,26 @@ _YAML_TRUE = {"true", "yes", "on", "y"}
 _YAML_FALSE = {"false", "no", "off", "n"}
 
 
+# Text PyYAML quotes from the document in a problem (an alias or tag name); a one-character token such
+# as ':' or '\\t', or a token kind such as '<scalar>', says what is wrong without revealing a value.
+_YAML_QUOTED_TEXT = re.compile(r"\s*'(?!<)[^']{3,}'")
+
+
 def compose_yaml(text: str) -> yaml.Node | None:
-    """One YAML document as a node tree, or None when the text holds no document."""
+    """One YAML document as a node tree, or None when the text holds no document. A syntax error is a
+    ValueError naming the problem, line and column, never PyYAML's snippet of the line: the line can
+    hold a secret."""
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as err:
-        raise ValueError("invalid YAML: " + " ".join(str(err).split())) from None
+    except yaml.MarkedYAMLError as err:
+        problem = _YAML_QUOTED_TEXT.sub("", err.problem or err.context or "syntax error")
+        mark = err.problem_mark or err.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ValueError(f"invalid YAML: {' '.join(problem.split())}{where}") from None
+    except yaml.reader.ReaderError as err:
+        raise ValueError(f"invalid YAML: a character YAML does not allow at offset {err.position}") from None
+    except yaml.YAMLError:
+        raise ValueError("invalid YAML") from None
 
 
 def _is_null(node: yaml.Node | None) -> bool:
@@ -657,6 +654,10 @@ class Kind:
         """The JSON form in `options[].value` (differs only for Regexp)."""
         return self.to_json(value)
 
+    def coderd_json(self, value: Any) -> Any:
+        """coderd's own JSON form, the same in `config` and `options[].value` (the `coderd` wire form)."""
+        return value
+
     def to_yaml(self, value: Any) -> Any:
         """Plain data for `--write-config`."""
         return value
@@ -676,6 +677,16 @@ class StringKind(Kind):
         return ""
 
     def parse(self, text: str, current: Any) -> str:
+        return text
+
+
+class AutoOrIntKind(StringKind):
+    """A string option that is `auto` or a whole number (`--postgres-conn-max-idle`): coder refuses any
+    other value when it starts, so the loader refuses it from every source, YAML included."""
+
+    def parse(self, text: str, current: Any) -> str:
+        if text != "auto" and not re.fullmatch(r"[+-]?[0-9]+", text):
+            raise ValueError('must be "auto" or a number')
         return text
 
 
@@ -763,6 +774,13 @@ class URLKind(Kind):
             "user": {},
         }
 
+    def coderd_json(self, value: Any) -> str:
+        # serpent's URL.MarshalJSON: the canonical text, "" when unset; without the user info, which
+        # coderd would echo: credentials are never echoed, as `user` is always {} in the reference form.
+        if value.username is not None:
+            value = dataclasses.replace(value, username=None, password=None)
+        return str(value)
+
     def to_yaml(self, value: Any) -> str:
         return str(value)
 
@@ -778,6 +796,9 @@ class HostPortKind(Kind):
 
     def to_json(self, value: Any) -> dict[str, str]:
         return {"host": value.host, "port": value.port}
+
+    def coderd_json(self, value: Any) -> str:
+        return str(value)  # `host:port`, IPv6 bracketed, "" when unset
 
     def to_yaml(self, value: Any) -> str:
         return str(value)
@@ -801,6 +822,10 @@ class StringArrayKind(Kind):
 
     def to_json(self, value: Any) -> list[str]:
         return list(value)
+
+    def coderd_json(self, value: Any) -> list[str] | None:
+        # Empty input resets serpent's StringArray to nil, which Go writes as null.
+        return list(value) if value else None
 
     def to_yaml(self, value: Any) -> list[str]:
         return list(value)
@@ -845,6 +870,9 @@ class RegexpKind(Kind):
         return {}
 
     def option_json(self, value: Any) -> str:
+        return str(value)
+
+    def coderd_json(self, value: Any) -> str:
         return str(value)
 
 
@@ -912,6 +940,11 @@ class StructMapKind(StructKind):
     def to_json(self, value: Any) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, list) else v) for k, v in sorted(value.items())}
 
+    def coderd_json(self, value: Any) -> dict[str, Any]:
+        # The bare map, keys sorted as Go writes maps. Every map option has a default (`{}` at least),
+        # so the map is never nil and never null.
+        return {k: (list(v) or None if isinstance(v, list) else v) for k, v in sorted(value.items())}
+
     def to_yaml(self, value: Any) -> dict[str, Any]:
         return self.to_json(value)
 
@@ -921,6 +954,8 @@ class StructField:
     yaml: str
     kind: str  # "str", "bool" or "strings"
     in_json: bool = True
+    # Left out of coderd's JSON at its zero value (`json:",omitempty"`); the reference form keeps it.
+    omitempty: bool = False
 
 
 def _copy(value: Any) -> Any:
@@ -972,6 +1007,20 @@ class StructListKind(StructKind):
         json_fields = [f for f in self.fields if f.in_json]
         return {"value": [{f.yaml: _copy(item[f.yaml]) for f in json_fields} for item in value]}
 
+    def coderd_json(self, value: Any) -> list[dict[str, Any]] | None:
+        # The bare slice (null when nil: an empty sequence decodes to nil); nil arrays inside are null.
+        if not value:
+            return None
+        out = []
+        for item in value:
+            entry: dict[str, Any] = {}
+            for f in self.fields:
+                if not f.in_json or (f.omitempty and not item[f.yaml]):
+                    continue
+                entry[f.yaml] = (list(item[f.yaml]) or None) if f.kind == "strings" else item[f.yaml]
+            out.append(entry)
+        return out
+
     def to_yaml(self, value: Any) -> list[dict[str, Any]]:
         return [{f.yaml: item[f.yaml] for f in self.fields} for item in value]
 
@@ -1003,6 +1052,9 @@ class Validated(Kind):
     def option_json(self, value: Any) -> Any:
         return self.inner.option_json(value)
 
+    def coderd_json(self, value: Any) -> Any:
+        return self.inner.coderd_json(value)
+
     def to_yaml(self, value: Any) -> Any:
         return self.inner.to_yaml(value)
 
@@ -1014,6 +1066,7 @@ class Validated(Kind):
 
 
 STRING = StringKind()
+AUTO_OR_INT = AutoOrIntKind()
 BOOL = BoolKind()
 INT64 = Int64Kind()
 DURATION = DurationKind()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
+import urllib.parse
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 # How long a SQLite writer waits for another worker's lock before giving up, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -19,6 +23,81 @@ def sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+PG_SCHEMES = ("postgres", "postgresql")
+REDACTED = "<redacted>"  # as the configuration loader writes a secret
+_QUOTED = re.compile(r'"([^"]*)"')
+
+
+@functools.cache
+def _libpq_keywords() -> frozenset[str]:
+    from psycopg import pq
+
+    return frozenset(opt.keyword.decode() for opt in pq.Conninfo.get_defaults())
+
+
+def redact_quoted(text: str) -> str:
+    """A libpq or psycopg message with every double-quoted text replaced by REDACTED, except connection
+    option names and single characters: libpq quotes the parts of the connection URL it refuses
+    (`invalid sslmode value: "…"`), and the URL is a secret."""
+
+    def one(m: re.Match[str]) -> str:
+        inner = m.group(1)
+        return m.group(0) if len(inner) <= 1 or inner in _libpq_keywords() else f'"{REDACTED}"'
+
+    return _QUOTED.sub(one, text)
+
+
+def error_line(err: BaseException) -> str:
+    """The first line of a database error, safe to print: quoted parts of the connection URL redacted."""
+    lines = str(err).strip().splitlines()
+    return redact_quoted(lines[0]) if lines else type(err).__name__
+
+
+# Refusals that waiting does not fix: SQLite's result names, PostgreSQL's SQLSTATEs
+# (insufficient_privilege, read_only_sql_transaction).
+_SQLITE_REFUSALS = ("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH", "SQLITE_CANTOPEN")
+_PG_REFUSALS = frozenset({"42501", "25006"})
+
+
+def is_refusal(err: BaseException) -> bool:
+    """Whether a database error is a permission or read-only refusal rather than an outage."""
+    orig = getattr(err, "orig", None) or err
+    if str(getattr(orig, "sqlite_errorname", "")).startswith(_SQLITE_REFUSALS):
+        return True
+    return getattr(orig, "sqlstate", None) in _PG_REFUSALS
+
+
+def check_pg_url(url: str) -> None:
+    """Raise ValueError saying which part of a CODER_PG_CONNECTION_URL is wrong, never quoting it;
+    empty (the embedded SQLite database) is fine."""
+    if not url:
+        return
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme.lower() not in PG_SCHEMES:
+        raise ValueError("the scheme must be postgres:// or postgresql://")
+    # Python's and SQLAlchemy's messages quote the offending part, so each failure gets its own text.
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        raise ValueError("invalid host: an IPv6 address without its closing ]") from None
+    try:
+        parts.port  # noqa: B018 (parsing the port is the check)
+    except ValueError as err:
+        reason = "out of range 0-65535" if "range" in str(err) else "not a number"
+        raise ValueError(f"invalid port: {reason}") from None
+    try:
+        make_url(sqlalchemy_url(url))
+    except (ArgumentError, ValueError):
+        raise ValueError("not a URL SQLAlchemy can read") from None
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except ProgrammingError as err:
+        raise ValueError(error_line(err)) from None
 
 
 def sqlite_url(path: str) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from coderapi import apikey
 from coderapi.database.apikeys import APIKey
 from coderapi.database.users import STATUS_ACTIVE, User, now
+from coderapi.goquote import quote
 from coderapi.httpapi import APIError
 from coderapi.httpmw import environ as keys
 from coderapi.httpmw.realip import client_ip
@@ -158,9 +158,14 @@ def _www_authenticate(status: int, message: str, detail: str) -> str:
         error, description = "invalid_token", DESCRIPTION_AUDIENCE
     else:
         error, description = "invalid_token", DESCRIPTION_INVALID
-    base = _config().access_url or request.host_url.rstrip("/")
-    metadata = json.dumps(base + "/.well-known/oauth-protected-resource", ensure_ascii=False)
-    return f'Bearer realm="coder", error="{error}", error_description="{description}", resource_metadata={metadata}'
+    # coderd: the access URL, else the scheme of the connection plus the Host header exactly as sent
+    # (werkzeug's `host_url` drops a Host it finds invalid, which coderd does not).
+    environ = request.environ
+    base = _config().access_url or f"{environ['wsgi.url_scheme']}://{_header_text(environ.get('HTTP_HOST', ''))}"
+    metadata = quote(base + "/.well-known/oauth-protected-resource")
+    value = f'Bearer realm="coder", error="{error}", error_description="{description}", resource_metadata={metadata}'
+    # Go writes the header's UTF-8 bytes; a WSGI header value is their latin-1 text.
+    return value if value.isascii() else value.encode("utf-8").decode("latin-1")
 
 
 def _refuse(status: int, message: str, detail: str = "") -> APIError:

@@ -2,13 +2,15 @@
 
 `rate_limit.api` requests per minute per key, with a sliding-window counter. The key is
 `<user id>:<path>:` when the request carries a valid token, else `<client ip>:<path>:` (IPv6 reduced to
-its /64), where the path is the raw request path. The token is identified before the limiter counts
-(coderd's later PrecheckAPIKey), so 401s and 404s are counted too.
+its /64), where the path is the routed one (runs of `/` collapsed: coderd keys on the raw path, so N
+slashes would give N budgets). The token is identified before the limiter counts (coderd's later
+PrecheckAPIKey), so 401s and 404s are counted too.
 
-Counters live in process memory, or in Redis when `CODERAPI_RATE_LIMIT_REDIS_URL` is set, then shared
-by every worker and node of the deployment (keys are prefixed with the deployment id). When Redis cannot
-be reached, counting falls back to process memory (with a warning) and Redis is retried a little later:
-a request is never failed because the counter store is down.
+Counters live in the node's store (`nodestore`: one budget for every worker of one `coderapi server`),
+or in Redis when `CODERAPI_RATE_LIMIT_REDIS_URL` is set, then shared by every worker and node of the
+deployment (keys are prefixed with the deployment id). When Redis cannot be reached, counting falls back
+to the node's store (with a warning) and Redis is retried a little later; should the node's store fail
+too, to process memory: a request is never failed because a counter store is down.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from coderapi import rbac
 from coderapi.httpapi import APIError
 from coderapi.httpmw import environ as keys
 from coderapi.httpmw.apikey import identify
+from coderapi.httpmw.nodestore import NodeStorage, make_directory
 from coderapi.httpmw.realip import client_ip
 from coderapi.runtime import runtime
 
@@ -63,11 +66,17 @@ class Decision:
 
 
 class RateLimiter:
-    """Counts requests per key in a one-minute sliding window, in memory or in Redis."""
+    """Counts requests per key in a one-minute sliding window, in the node's store or in Redis.
 
-    def __init__(self, limit: int, redis_url: str = "", key_prefix: str = "coderapi") -> None:
+    `node_dir` is the node's counter directory (made by the server before workers fork); without one
+    the limiter makes a directory of its own, removed when it stops."""
+
+    def __init__(self, limit: int, redis_url: str = "", key_prefix: str = "coderapi", node_dir: str = "") -> None:
         self.limit = limit
         self.item: RateLimitItem = RateLimitItemPerMinute(limit)
+        self.node_storage = NodeStorage(node_dir or make_directory(), owns_directory=not node_dir)
+        self.node = SlidingWindowCounterRateLimiter(self.node_storage)
+        # The last resort, only when the node's store itself fails (a full or unwritable directory).
         self.memory = SlidingWindowCounterRateLimiter(MemoryStorage())
         self.redis_storage: Storage | None = None
         self.shared: SlidingWindowCounterRateLimiter | None = None
@@ -81,6 +90,7 @@ class RateLimiter:
             )
             self.shared = SlidingWindowCounterRateLimiter(self.redis_storage)
         self._redis_down_until = 0.0
+        self._node_failed = False
         self._lock = threading.Lock()
 
     def _hit_in(self, strategy: SlidingWindowCounterRateLimiter, key: str) -> Decision:
@@ -98,10 +108,18 @@ class RateLimiter:
                     first = self._redis_down_until == 0.0 or time.monotonic() >= self._redis_down_until
                     self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
                 if first:
-                    log.warning("rate limit counters: redis unreachable, counting in process memory: %s", err)
+                    log.warning("rate limit counters: redis unreachable, counting in the node's store: %s", err)
+        try:
+            return self._hit_in(self.node, key)
+        except StorageError as err:
+            with self._lock:
+                first, self._node_failed = not self._node_failed, True
+            if first:
+                log.warning("rate limit counters: node store failed, counting in process memory: %s", err)
         return self._hit_in(self.memory, key)
 
     def stop(self) -> None:
+        self.node_storage.close()
         if self.redis_storage is not None:
             pool = getattr(getattr(self.redis_storage, "storage", None), "connection_pool", None)
             if pool is not None:
@@ -124,7 +142,9 @@ def install(app: Flask) -> RateLimiter | None:
         limit = configured_limit(rt.values.get("rate_limit.api"), bool(rt.values.get("rate_limit.disable_all")))
         if limit <= 0:
             return None
-        limiter = RateLimiter(limit, rt.settings.rate_limit_redis_url, f"coderapi:{rt.deployment_id}")
+        limiter = RateLimiter(
+            limit, rt.settings.rate_limit_redis_url, f"coderapi:{rt.deployment_id}", rt.settings.rate_limit_dir
+        )
         rt.services[SERVICE_NAME] = limiter
     app.before_request(limit_api_request)
     return limiter
@@ -153,10 +173,9 @@ def limit_api_request() -> Response | None:
     if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
         return None
     limiter: RateLimiter = runtime().services[SERVICE_NAME]
-    raw_path = request.environ.get(keys.RAW_PATH, path)
     who = identify()
     if who is None:
-        key = f"{_ip_key(client_ip())}:{raw_path}:"
+        key = f"{_ip_key(client_ip())}:{path}:"
     elif request.headers.get(BYPASS_HEADER, "").strip() in GO_TRUE:
         if not rbac.is_owner(who.user.rbac_roles):
             return Response(BYPASS_DENIED_TEXT, status=428, content_type="text/plain; charset=utf-8")
@@ -165,7 +184,7 @@ def limit_api_request() -> Response | None:
         request.environ[keys.RATE_LIMIT] = (limiter.limit, limiter.limit - 1, _fixed_window_end())
         return None
     else:
-        key = f"{who.user.id}:{raw_path}:"
+        key = f"{who.user.id}:{path}:"
     decision = limiter.hit(key)
     request.environ[keys.RATE_LIMIT] = (limiter.limit, decision.remaining, _fixed_window_end())
     if not decision.allowed:

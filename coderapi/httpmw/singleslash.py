@@ -1,8 +1,8 @@
 """Collapse runs of `/` in the path used for routing, as coderd's singleSlashMW does.
 
 At the WSGI layer (in the root middleware) because werkzeug would otherwise answer `//` paths with a
-redirect. The path as sent stays in the environ under `RAW_PATH` (the rate limiter keys on it, as
-coderd's does on r.URL.Path).
+redirect. The path as sent stays in the environ under `RAW_PATH` (the request log shows it). The rate
+limiter keys on the collapsed path, unlike coderd's (on r.URL.Path), so extra slashes give no new budget.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 | blueprint      | prefix                 | auth                         |
 |----------------|------------------------|------------------------------|
 | public         | /api/v2                | none                         |
-| csp            | /api/v2/csp            | session token                |
+| csp            | /api/v2/csp            | session token (reference form); none (coderd form) |
 | deployment     | /api/v2/deployment     | session token                |
 | experiments    | /api/v2/experiments    | session token                |
 | users          | /api/v2/users          | session token, then {user}   |
@@ -23,8 +23,11 @@ from coderapi.routes import csp, deployment, experiments, health, public, swagge
 from coderapi.runtime import runtime
 
 API_PREFIX = "/api/v2"
-# chi groups with apiKeyMiddleware: every path under them needs a token, matched or not.
-AUTHENTICATED_PREFIXES = apikey.Prefixes([API_PREFIX + p for p in ("/csp", "/deployment", "/experiments", "/users")])
+# chi groups with apiKeyMiddleware: every path under them needs a token, matched or not. `/csp` is one
+# only in the reference form (the seed's security annotation); coderd registers it in public.
+TOKEN_GROUPS = ("/deployment", "/experiments", "/users")
+AUTHENTICATED_PREFIXES = apikey.Prefixes([API_PREFIX + p for p in ("/csp", *TOKEN_GROUPS)])
+CODERD_AUTHENTICATED_PREFIXES = apikey.Prefixes([API_PREFIX + p for p in TOKEN_GROUPS])
 
 
 class HTTPMap(Map):
@@ -51,11 +54,12 @@ def register(app: Flask) -> None:
     app.register_blueprint(experiments.bp)
     # Outside /api/v2: no token, no rate limit.
     with app.app_context():
-        swagger.register(app, runtime())
+        rt = runtime()
+        swagger.register(app, rt)
     apikey.install(app)
     # /api/v2's r.Use(apiRateLimiter): counts every request under /api/v2 before the token check.
     ratelimit.install(app)
-    app.before_request(guard)
+    app.before_request(guard(CODERD_AUTHENTICATED_PREFIXES if rt.wire.csp_reports_public else AUTHENTICATED_PREFIXES))
     # Inside the users group, after its token check (app-wide hooks run before a blueprint's).
     use(app, users.bp, userparam.extract_user_param)
     # Outermost, in front of every middleware, as coderd mounts it before its stack.
@@ -67,17 +71,21 @@ def use(app: Flask, bp: Blueprint, *hooks: Callable[[], object]) -> None:
     app.before_request_funcs.setdefault(bp.name, []).extend(hooks)  # type: ignore[arg-type]
 
 
-def guard() -> None:
-    """`before_request` of every request, after the rate limiter:
+def guard(prefixes: apikey.Prefixes) -> Callable[[], None]:
+    """The `before_request` of every request, after the rate limiter:
 
     - the token check for every path under an authenticated prefix, matched or not, so
       `GET /api/v2/deployment/nope` gets 401 without a token and 404 with one (chi runs a group's
       middleware before routing inside it);
     - then 405 for HEAD and OPTIONS: werkzeug answers them on every GET route by itself, coderd's chi
       does not (CORS preflights are answered before Flask)."""
-    environ = request.environ
-    apikey.require_api_key_under(AUTHENTICATED_PREFIXES, environ)
-    if environ.get("REQUEST_METHOD", "").upper() in ("HEAD", "OPTIONS"):
-        rule = request.url_rule
-        if rule is not None:
-            raise MethodNotAllowed(valid_methods=sorted(set(rule.methods or ()) - {"HEAD", "OPTIONS"}))
+
+    def check() -> None:
+        environ = request.environ
+        apikey.require_api_key_under(prefixes, environ)
+        if environ.get("REQUEST_METHOD", "").upper() in ("HEAD", "OPTIONS"):
+            rule = request.url_rule
+            if rule is not None:
+                raise MethodNotAllowed(valid_methods=sorted(set(rule.methods or ()) - {"HEAD", "OPTIONS"}))
+
+    return check

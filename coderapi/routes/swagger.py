@@ -51,12 +51,12 @@ disabled_bp.add_url_rule("/", "index", swagger_disabled, methods=["GET"])
 disabled_bp.add_url_rule("/<path:rest>", "any", swagger_disabled, methods=["GET"])
 
 
-def page(version: str) -> bytes:
+def page(version: str, form: str) -> bytes:
     """A dependency-free page: every operation with its auth, and the link to the document."""
     rows = "\n".join(
         f"<tr><td><code>{html.escape(method)}</code></td><td><code>{html.escape(openapi.BASE_PATH + path)}</code></td>"
         f"<td>{html.escape(summary)}</td><td>{'session token' if auth else 'none'}</td></tr>"
-        for method, path, summary, auth in openapi.operations()
+        for method, path, summary, auth in openapi.operations(form)
     )
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>Coder API (General)</title>'
@@ -72,8 +72,8 @@ def page(version: str) -> bytes:
 def register(app: Flask, rt: Runtime) -> None:
     """The enabled or the disabled routes, by `swagger.enable`."""
     if rt.values.get("swagger.enable"):
-        rt.bodies[DOC_BODY] = encode(openapi.build_spec(rt.build.version, EXPERIMENTS_KNOWN))
-        rt.bodies[PAGE_BODY] = page(rt.build.version)
+        rt.bodies[DOC_BODY] = encode(openapi.build_spec(rt.build.version, EXPERIMENTS_KNOWN, rt.wire.name))
+        rt.bodies[PAGE_BODY] = page(rt.build.version, rt.wire.name)
         app.register_blueprint(enabled_bp)
     else:
         app.register_blueprint(disabled_bp)

@@ -27,6 +27,26 @@ class BuildInfoResponse(Schema):
 
 build_info_schema = BuildInfoResponse()
 
+# coderd's defaults for the listeners (`coderapi.serving` binds the same).
+DEFAULT_TLS_ADDRESS = "127.0.0.1:3443"
+
+
+def dashboard_url(values: Any) -> str:
+    """Where users reach the dashboard: the access URL when set, otherwise the URL this server listens
+    on, `http://<http-address>` or, when TLS is on (then the only listener), `https://<tls-address>`.
+    Always absolute: coderd would open a dev tunnel without an access URL, which coderapi does not.
+    An empty host (`:3000`) listens on every interface, written `0.0.0.0`."""
+    access_url = str(values.get("access_url"))
+    if access_url:
+        return access_url
+    if values.get("tls.enable"):
+        scheme, address = "https", str(values.get("tls.address")) or DEFAULT_TLS_ADDRESS
+    else:
+        scheme, address = "http", str(values.get("http_address"))
+    if address.startswith(":"):
+        address = "0.0.0.0" + address
+    return f"{scheme}://{address}"
+
 
 def build_info_response(rt: Runtime) -> dict[str, Any]:
     """The body of GET /buildinfo, computed once at startup as coderd does."""
@@ -37,7 +57,7 @@ def build_info_response(rt: Runtime) -> dict[str, Any]:
         {
             "external_url": rt.build.external_url,
             "version": rt.build.version,
-            "dashboard_url": str(values.get("access_url")),
+            "dashboard_url": dashboard_url(values),
             "telemetry": bool(values.get("telemetry.enable")),
             "workspace_proxy": False,
             "agent_api_version": AGENT_API_VERSION,

@@ -12,6 +12,8 @@ import re
 import string
 from typing import Any
 
+from coderapi.goquote import quote_rune
+
 CSP_REPORT_KEY = "csp-report"
 MAX_NESTING_DEPTH = 10000  # Go's encoding/json scanner limit
 _WS = " \t\r\n"
@@ -30,32 +32,7 @@ def _quote_char(c: str) -> str:
         return "'\\''"
     if c == '"':
         return "'\"'"
-    return f"'{_go_quote_rune(c)}'"
-
-
-_GO_SHORT_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-    "\\": "\\\\",
-}
-
-
-def _go_quote_rune(c: str) -> str:
-    """One character as Go's `strconv.Quote` writes it, without the quotes: short escapes, `\\xHH`
-    for other ASCII controls, `\\uHHHH` / `\\UHHHHHHHH` for what is not printable, else the character."""
-    if c in _GO_SHORT_ESCAPES:
-        return _GO_SHORT_ESCAPES[c]
-    code = ord(c)
-    if code < 0x20 or code == 0x7F:
-        return f"\\x{code:02x}"
-    if c == " " or c.isprintable():
-        return c
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    return f"'{quote_rune(c)}'"
 
 
 def _innermost(doc: str, pos: int) -> str:

@@ -14,7 +14,8 @@ from marshmallow import Schema, fields
 
 from coderapi.config import values as kinds
 from coderapi.config.loader import OPTIONS_BY_FIELD
-from coderapi.config.options import CONFIG_FIELDS
+from coderapi.config.options import CODERD_KEYS, CONFIG_FIELDS
+from coderapi.config.settings import WIRE_FORMAT_CODERD, WIRE_FORMAT_REFERENCE
 from coderapi.config.wire import FIXED_FIELDS
 
 
@@ -79,13 +80,30 @@ class Option(Schema):
 _STRUCT_FIELD_TYPES = {"str": fields.String, "bool": fields.Boolean}
 
 
-def _struct_item(kind: kinds.StructListKind) -> type[Schema]:
+def _struct_item(kind: kinds.StructListKind, *, coderd: bool = False) -> type[Schema]:
     attrs: dict[str, fields.Field[Any]] = {}
     for f in kind.fields:
         if not f.in_json:
             continue
-        attrs[f.yaml] = fields.List(fields.String()) if f.kind == "strings" else _STRUCT_FIELD_TYPES[f.kind]()
+        if f.kind == "strings":
+            attrs[f.yaml] = fields.List(fields.String(), allow_none=coderd)
+        else:
+            attrs[f.yaml] = _STRUCT_FIELD_TYPES[f.kind]()
     return Schema.from_dict(attrs, name=kind.type_name)
+
+
+def coderd_field_for(kind: kinds.Kind) -> fields.Field[Any]:
+    """The marshmallow field of a value of this option type in coderd's JSON form (`Kind.coderd_json`):
+    URL, HostPort and Regexp as strings, Struct values bare, nil arrays and slices as null."""
+    if isinstance(kind, kinds.Validated):
+        return coderd_field_for(kind.inner)
+    if isinstance(kind, kinds.URLKind | kinds.HostPortKind | kinds.RegexpKind):
+        return fields.String()
+    if isinstance(kind, kinds.StringArrayKind):
+        return fields.List(fields.String(), allow_none=True)
+    if isinstance(kind, kinds.StructListKind):
+        return fields.List(fields.Nested(_struct_item(kind, coderd=True)), allow_none=True)
+    return field_for(kind)
 
 
 def field_for(kind: kinds.Kind) -> fields.Field[Any]:
@@ -117,15 +135,18 @@ _FIXED_FIELD_TYPES = {bool: fields.Boolean, int: fields.Integer, str: fields.Str
 
 
 @cache
-def deployment_values_schema() -> type[Schema]:
-    """`codersdk.DeploymentValues`: one nested schema per struct, fields in Go struct order."""
+def deployment_values_schema(form: str = WIRE_FORMAT_REFERENCE) -> type[Schema]:
+    """`codersdk.DeploymentValues` in wire form `form`: one nested schema per struct, fields in Go struct
+    order."""
+    coderd = form == WIRE_FORMAT_CODERD
     tree: dict[str, Any] = {}
     for path in CONFIG_FIELDS:
         if path in FIXED_FIELDS:
             field: fields.Field[Any] = _FIXED_FIELD_TYPES[type(FIXED_FIELDS[path])]()
         else:
-            field = field_for(OPTIONS_BY_FIELD[path][0].kind)
-        *parents, leaf = path.split(".")
+            kind = OPTIONS_BY_FIELD[path][0].kind
+            field = coderd_field_for(kind) if coderd else field_for(kind)
+        *parents, leaf = (CODERD_KEYS.get(path, path) if coderd else path).split(".")
         node = tree
         for key in parents:
             node = node.setdefault(key, {})
@@ -142,9 +163,9 @@ def deployment_values_schema() -> type[Schema]:
 
 
 @cache
-def deployment_config_schema() -> type[Schema]:
+def deployment_config_schema(form: str = WIRE_FORMAT_REFERENCE) -> type[Schema]:
     """`codersdk.DeploymentConfig`: `{"config": DeploymentValues, "options": [Option]}`."""
     return Schema.from_dict(
-        {"config": fields.Nested(deployment_values_schema()), "options": fields.List(fields.Nested(Option))},
+        {"config": fields.Nested(deployment_values_schema(form)), "options": fields.List(fields.Nested(Option))},
         name="DeploymentConfig",
     )

@@ -52,6 +52,13 @@ class WorkspaceConnectionLatencyMS(Schema):
     p95 = GoFloat64(required=True)
 
 
+class CoderdWorkspaceConnectionLatencyMS(Schema):
+    """The same struct as coderd writes it: no json tags, so the Go field names (the dashboard reads these)."""
+
+    p50 = GoFloat64(required=True, data_key="P50")
+    p95 = GoFloat64(required=True, data_key="P95")
+
+
 class WorkspaceDeploymentStats(Schema):
     pending = fields.Integer(required=True)
     building = fields.Integer(required=True)
@@ -61,6 +68,10 @@ class WorkspaceDeploymentStats(Schema):
     connection_latency_ms = fields.Nested(WorkspaceConnectionLatencyMS, required=True)
     rx_bytes = fields.Integer(required=True)
     tx_bytes = fields.Integer(required=True)
+
+
+class CoderdWorkspaceDeploymentStats(WorkspaceDeploymentStats):
+    connection_latency_ms = fields.Nested(CoderdWorkspaceConnectionLatencyMS, required=True)
 
 
 class SessionCountDeploymentStats(Schema):
@@ -78,6 +89,10 @@ class DeploymentStats(Schema):
     next_update_at = GoTime(required=True)
     workspaces = fields.Nested(WorkspaceDeploymentStats, required=True)
     session_count = fields.Nested(SessionCountDeploymentStats, required=True)
+
+
+class CoderdDeploymentStats(DeploymentStats):
+    workspaces = fields.Nested(CoderdWorkspaceDeploymentStats, required=True)
 
 
 deployment_stats_schema = DeploymentStats()

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from marshmallow import Schema
+
 from coderapi.database import Store
 from coderapi.database.stats import AgentStatsSummary, WorkspaceStatusCounts
 from coderapi.httpapi.jsonwire import encode
@@ -146,8 +148,10 @@ class DeploymentStatsCache(BackgroundLoop):
         usage: bool,
         clock: Clock = utcnow,
         on_refresh: Callable[[float], None] | None = None,
+        schema: Schema = deployment_stats_schema,
     ) -> None:
         super().__init__()
+        self.schema = schema  # the wire form's codersdk.DeploymentStats
         self.store = store
         self.interval = interval
         self.usage = usage
@@ -225,7 +229,7 @@ class DeploymentStatsCache(BackgroundLoop):
     def _adopt(self, snapshot: DeploymentStatsSnapshot) -> None:
         if snapshot == self._snapshot:
             return
-        body = encode(deployment_stats_schema.dump(snapshot.wire()))
+        body = encode(self.schema.dump(snapshot.wire()))
         # Readers see either the old pair or the new one: the body is what they send.
         self._body = body
         self._snapshot = snapshot
@@ -254,6 +258,7 @@ def from_runtime(rt: Runtime, on_refresh: Callable[[float], None] | None = None)
         refresh_interval(int(rt.values.get("agent_stat_refresh_interval") or 0)),
         usage="workspace-usage" in rt.values.experiments,
         on_refresh=on_refresh,
+        schema=rt.wire.deployment_stats,
     )
     cache.start()
     return cache

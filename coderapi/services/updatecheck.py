@@ -29,6 +29,7 @@ from coderapi.sdk.stats import rfc3339
 from coderapi.services.loop import BackgroundLoop
 
 if TYPE_CHECKING:
+    from coderapi.config.settings import Settings
     from coderapi.runtime import Runtime
 
 log = logging.getLogger("coderapi.updatecheck")
@@ -264,13 +265,26 @@ def is_current(build_version: str, latest_version: str) -> bool:
     return semver.compare(release_version(build_version), latest_version) >= 0
 
 
+NO_FEED = (
+    "update check: no release feed is known (set CODERAPI_SOURCE_URL or CODERAPI_UPDATE_CHECK_URL); answering current"
+)
+
+
+def announce(values: Any, settings: Settings) -> None:
+    """Say once, at info, when checking is on but no release feed is known (called by the server's
+    entry points, before the workers start; each worker then just answers "current")."""
+    if values.get("update_check") and not settings.release_feed_url:
+        log.info(NO_FEED)
+
+
 def from_runtime(rt: Runtime) -> UpdateChecker | None:
-    """The app's started checker, or None when the `update_check` option is off."""
-    if not rt.values.get("update_check"):
+    """The app's started checker, or None when the `update_check` option is off or no release feed is
+    known (then /updatecheck answers "current")."""
+    if not rt.values.get("update_check") or not rt.settings.release_feed_url:
         return None
     checker = UpdateChecker(
         rt.store,
-        rt.settings.update_check_url,
+        rt.settings.release_feed_url,
         build_version=rt.build.version,
         upgrade_docs_url=str(rt.values.get("docs_url") or ""),
     )
