@@ -399,6 +399,8 @@ SET_OVERRIDES: dict[str, tuple[str, Any]] = {
     "Config Path": ("", ""),  # a YAML file of its own is not this test's subject
     "Write Config": ("", ""),
     "Address": ("127.0.0.1:9001", "127.0.0.1:9001"),
+    "Postgres Connection URL": ("postgres://coder:sentinel-pw@db.example.com:5432/coder", ""),
+    "Postgres Connection Max Idle": ("3", "3"),
     "OIDC Organization Sync Mapping": (
         '{"org": ["6ba7b810-9dad-11d1-80b4-00c04fd430c8"]}',
         {"org": ["6ba7b810-9dad-11d1-80b4-00c04fd430c8"]},

@@ -74,6 +74,7 @@ class Settings:
             workers=_int(env, "CODERAPI_WORKERS", 0, minimum=0),
             threads=_int(env, "CODERAPI_THREADS", 1, minimum=1),
             git_commit=env.get("CODERAPI_GIT_COMMIT", ""),
+            token_cache=_switch(env, "CODERAPI_TOKEN_CACHE", True),
             wire_format=_choice(env, "CODERAPI_WIRE_FORMAT", WIRE_FORMATS),
         )
 
