@@ -26,6 +26,16 @@ from tests import services
 CLOSED_FEED_URL = "http://127.0.0.1:9/releases/latest"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis (schemathesis's engine) keeps its directory outside the checkout: a test run leaves
+    nothing behind."""
+    import tempfile
+
+    from hypothesis import configuration
+
+    configuration.set_hypothesis_home_dir(tempfile.mkdtemp(prefix="coderapi-hypothesis-"))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that builds an app (through `settings`) runs in both wire forms, or in the forms its
     `@pytest.mark.wire_format(...)` marker names (a test of one form's bytes)."""
