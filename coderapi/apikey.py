@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from coderapi import rbac
 from coderapi.database.apikeys import LOGIN_TYPE_TOKEN
 from coderapi.database.users import now
 
@@ -129,8 +130,6 @@ DEFAULT_TOKEN_LIFETIME_KEY = "session_lifetime.default_token_lifetime"  # noqa: 
 def max_lifetime_ns(values: _Values, roles: tuple[str, ...]) -> int:
     """coderd's getMaxTokenLifetime, in nanoseconds: the admin cap when the user is an owner, else the
     general one."""
-    from coderapi import rbac
-
     return int(values.get(MAX_ADMIN_TOKEN_LIFETIME_KEY if rbac.is_owner(roles) else MAX_TOKEN_LIFETIME_KEY))
 
 

@@ -5,28 +5,22 @@ writes its samples to files there and the exporter (in the gunicorn master) sums
 with any number of workers. Without that directory (tests, a single process) the app's own registry is
 exported.
 
-The request hook counts every request by route, method and status, its latency, rate-limit refusals
-(429) and API-key refusals by reason (from the envelope of a response carrying `WWW-Authenticate`).
-Other modules record the rest through the small functions at the bottom (`csp_violation`,
-`observe_stats_refresh`); they do nothing when Prometheus is off, so call sites never check.
+The pipeline feeds it: the root middleware calls `Metrics.observe_request` for every request Flask
+answers (route, method, status, latency, rate-limit refusals, and the token check's refusals by the
+reason the refusal carries). Other modules record the rest through the small functions at the bottom
+(`csp_violation`, `observe_stats_refresh`); they do nothing when Prometheus is off, so call sites never
+check.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask, Response, current_app, has_app_context, request
+from flask import Flask, current_app, has_app_context
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 from prometheus_client.exposition import start_wsgi_server
 from sqlalchemy import Engine, event
-
-from coderapi import logs
-from coderapi.httpmw import apikey
 
 EXTENSION_KEY = "coderapi.metrics"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -120,6 +114,19 @@ class Metrics:
         event.listen(engine.pool, "close", lambda *_a: opened.dec())
         event.listen(engine.pool, "close_detached", lambda *_a: opened.dec())
 
+    def observe_request(self, status: int, method: str, rule: str | None, seconds: float, refused: str) -> None:
+        """Count one answered request: `rule` is the route Flask matched (None: none did), `refused`
+        the token check's reason when it refused the request, else ""."""
+        path = route_label(rule)
+        method = method_label(method)
+        self.requests.labels(code_label(status), method, path).inc()
+        self.latency.labels(method, path).observe(seconds)
+        if status == 429:
+            # Only the /api/v2 rate limiter answers 429.
+            self.rate_limited.labels(path).inc()
+        elif refused:
+            self.auth_failures.labels(refused).inc()
+
     def exposition_registry(self) -> CollectorRegistry:
         """What an exporter should serve: the sum over all worker processes in multiprocess mode, else
         this registry."""
@@ -179,75 +186,12 @@ def code_label(status: int) -> str:
     return str(status) if 100 <= status <= 599 else "other"
 
 
-def _begin() -> None:
-    m: Metrics = current_app.extensions[EXTENSION_KEY]
-    m.concurrent.inc()
-
-
-def _observe(resp: Response) -> Response:
-    m: Metrics = current_app.extensions[EXTENSION_KEY]
-    rule = request.url_rule
-    path = route_label(rule.rule if rule is not None else None)
-    status = resp.status_code
-    method = method_label(request.method)
-    m.requests.labels(code_label(status), method, path).inc()
-    m.latency.labels(method, path).observe(logs.request_duration())
-    if status == 429:
-        # Only the /api/v2 rate limiter answers 429.
-        m.rate_limited.labels(path).inc()
-    elif status in (401, 403) and apikey.WWW_AUTHENTICATE in resp.headers:
-        # Only the API-key check sets WWW-Authenticate (coderd's httpmw.ExtractAPIKey).
-        m.auth_failures.labels(auth_failure_reason(status, resp.get_data())).inc()
-    return resp
-
-
-def _prefix(template: str) -> str:
-    return template.split("{", 1)[0]
-
-
-def auth_failure_reason(status: int, body: bytes) -> str:
-    """A bounded label for a refusal of the API-key check, from its envelope: missing, malformed,
-    invalid_key, invalid_secret, expired, inactive_user, internal_error, forbidden or other."""
-    try:
-        envelope = json.loads(body)
-    except ValueError:
-        return "other"
-    if not isinstance(envelope, dict):
-        return "other"
-    message, detail = str(envelope.get("message", "")), str(envelope.get("detail", ""))
-    if status == 403:
-        return "forbidden"
-    if message == apikey.INTERNAL_ERROR_MESSAGE:
-        return "internal_error"
-    if message.startswith(_prefix(apikey.USER_NOT_ACTIVE_MESSAGE)):
-        return "inactive_user"
-    if detail == apikey.NO_TOKEN_DETAIL:
-        return "missing"
-    if detail.startswith(_prefix(apikey.BAD_FORMAT_DETAIL)):
-        return "malformed"
-    if detail == apikey.KEY_INVALID_DETAIL:
-        return "invalid_key"
-    if detail == apikey.SECRET_INVALID_DETAIL:
-        return "invalid_secret"
-    if detail.startswith(_prefix(apikey.EXPIRED_DETAIL)):
-        return "expired"
-    return "other"
-
-
-def _end(_exc: BaseException | None) -> None:
-    m: Metrics = current_app.extensions[EXTENSION_KEY]
-    m.concurrent.dec()
-
-
 def install(app: Flask, *, enabled: bool, engine: Engine | None = None) -> Metrics | None:
-    """With `enabled`, create the app's metrics and record every request; otherwise record nothing."""
+    """With `enabled`, create the app's metrics (fed by the request pipeline); otherwise record nothing."""
     if not enabled:
         return None
     m = Metrics()
     app.extensions[EXTENSION_KEY] = m
-    app.before_request(_begin)
-    app.after_request(_observe)
-    app.teardown_request(_end)
     if engine is not None:
         m.watch_pool(engine)
     return m
@@ -264,21 +208,6 @@ def of(app: Flask) -> Metrics | None:
     """The app's metrics, or None when Prometheus is off (for services running outside a request)."""
     m: Metrics | None = app.extensions.get(EXTENSION_KEY)
     return m
-
-
-def auth_failure(reason: str) -> None:
-    """Count a refusal by the API-key check. Responses carrying `WWW-Authenticate` are counted by the
-    request hook already; this is for refusals that do not reach a response."""
-    m = _current()
-    if m is not None:
-        m.auth_failures.labels(reason).inc()
-
-
-def rate_limited(path: str) -> None:
-    """Count a refusal by the rate limiter outside the request hook (which counts every 429)."""
-    m = _current()
-    if m is not None:
-        m.rate_limited.labels(path).inc()
 
 
 # CSP directive names (CSP level 3); a report naming anything else is counted as "other", so clients
@@ -336,16 +265,6 @@ def observe_stats_refresh(seconds: float, app: Flask | None = None) -> None:
     m = of(app) if app is not None else _current()
     if m is not None:
         m.stats_refresh.observe(seconds)
-
-
-@contextmanager
-def time_stats_refresh(app: Flask | None = None) -> Iterator[None]:
-    """`with metrics.time_stats_refresh(app): refresh()` records the refresh's duration."""
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        observe_stats_refresh(time.perf_counter() - start, app)
 
 
 class Exporter:

@@ -1,15 +1,12 @@
 """Roles and permissions (coderd `rbac/roles.go`, the parts these endpoints need).
 
-A user's site roles are stored in `users.rbac_roles`; `member` is implied for everyone. Handlers call
-`authorize(action, resource)`, which answers coderd's 403 Forbidden body when the signed-in user's roles
-do not allow it.
+A user's site roles are stored in `users.rbac_roles`; `member` is implied for everyone. Pure policy:
+handlers ask through `httpmw.authz.authorize`, which reads the signed-in user.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-
-from coderapi import httpapi
 
 ROLE_OWNER = "owner"
 ROLE_MEMBER = "member"
@@ -112,14 +109,3 @@ def _grants(perms: Mapping[str, frozenset[str]], action: str, resource: str) -> 
 
 def is_owner(roles: Iterable[str]) -> bool:
     return ROLE_OWNER in roles
-
-
-def authorize(action: str, resource: str) -> None:
-    """Abort with coderd's 403 Forbidden body unless the signed-in user may do `action` on `resource`.
-
-    Aborts: 403 `httpapi.forbidden()`. Fails loudly (RuntimeError) if the token check did not run.
-    """
-    from coderapi.httpmw.apikey import current_user
-
-    if not allows(current_user().rbac_roles, action, resource):
-        raise httpapi.forbidden()

@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from flask import Response, current_app
-
-from coderapi.httpapi.write import raw
+from flask import current_app
 
 if TYPE_CHECKING:
     from coderapi.buildinfo import Build
     from coderapi.config import DeploymentValues
     from coderapi.config.settings import Settings
     from coderapi.database import Store
+    from coderapi.httpapi import Prebuilt
+    from coderapi.httpmw.apikey import AuthConfig
+    from coderapi.httpmw.ratelimit import RateLimiter
     from coderapi.sdk.wireform import WireForm
+    from coderapi.services.statscache import DeploymentStatsCache
+    from coderapi.services.updatecheck import UpdateChecker
 
 EXTENSION_KEY = "coderapi"
+
+
+@dataclass(frozen=True)
+class Answers:
+    """The 200 answers whose bytes never change while the process runs, encoded once at startup."""
+
+    buildinfo: Prebuilt
+    deployment_config: Prebuilt
+    ssh_config: Prebuilt
+    experiments: Prebuilt
+    experiments_available: Prebuilt
+    swagger_doc: Prebuilt | None  # None with `swagger.enable` off
+    swagger_page: Prebuilt | None
 
 
 @dataclass
@@ -27,21 +43,13 @@ class Runtime:
     build: Build
     deployment_id: str
     wire: WireForm  # the wire form every body is written in
-    # Response bodies that never change while the process runs, encoded once at startup.
-    bodies: dict[str, bytes] = field(default_factory=dict)
-    # Long-lived services (update checker, stats cache, rate limiter, …) by name.
-    services: dict[str, Any] = field(default_factory=dict)
-    _answers: dict[str, Response] = field(default_factory=dict)
-
-    def answer(self, name: str) -> Response:
-        """The 200 JSON response for `bodies[name]`, built on first use and answered to every request
-        after: werkzeug copies a response's headers each time it sends it and never changes the response
-        itself, and nothing in this service changes a response after its view (headers added per request
-        go onto the outgoing list, in the root middleware). Saves building a response per request."""
-        resp = self._answers.get(name)
-        if resp is None:
-            resp = self._answers[name] = raw(200, self.bodies[name])
-        return resp
+    auth: AuthConfig  # what the token check reads from the options
+    limiter: RateLimiter | None  # None with rate limiting off
+    # Set by `create_app` once the runtime exists (the build info names the deployment).
+    answers: Answers = field(init=False)
+    # Background services, started last, on a complete app.
+    stats: DeploymentStatsCache = field(init=False)
+    update_checker: UpdateChecker | None = None  # None when checking is off or no release feed is known
 
 
 def runtime() -> Runtime:

@@ -394,7 +394,7 @@ def hooks(
 
 def migrate(values: Any, settings: Settings) -> None:
     """Apply pending migrations once, in the master, before workers start."""
-    from coderapi.app import open_store
+    from coderapi.database.open import open_store
 
     store = open_store(values, settings)
     try:

@@ -233,7 +233,7 @@ def run_phase(
     values = load(("--dangerous-disable-rate-limits", "--update-check=false", "--log-human=/dev/null"), {})
     app = create_app(values, store, settings)
     try:
-        stats_cache = runtime_of(app).services["deployment_stats"]
+        stats_cache = runtime_of(app).stats
         wait_for(lambda: stats_cache.body() is not None, 120, "the first stats value")
 
         def ok(status: int, body: bytes) -> None:

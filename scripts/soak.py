@@ -119,9 +119,9 @@ class Server:
     def seed(self, members: int) -> tuple[tuple[str, str], list[tuple[str, str]]]:
         """An owner and `members` members, each with a token: ((id, token), [(id, token), ...])."""
         from coderapi import apikey
-        from coderapi.app import open_store
         from coderapi.config import load
         from coderapi.config.settings import Settings
+        from coderapi.database.open import open_store
 
         store = open_store(load((), self.env), Settings.from_environ(self.env))
         try:

@@ -425,7 +425,7 @@ def coderapi_cli(*args: str, env: Mapping[str, str], timeout: float = 60.0) -> s
 def seed_users_in_store(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     """An owner and a member with a token each, written straight into the database `env` configures
     (the same Store the server opens): `{username: (user id, token)}`."""
-    from coderapi.app import open_store
+    from coderapi.database.open import open_store
 
     store = open_store(load((), dict(env)), Settings.from_environ(env))
     try:

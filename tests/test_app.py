@@ -8,7 +8,7 @@ import re
 import uuid
 
 import pytest
-from flask import Flask
+from flask import Flask, Response
 from flask.testing import FlaskClient
 
 from coderapi import __version__
@@ -137,22 +137,31 @@ def test_runs_of_slashes_route_like_one(client: FlaskClient) -> None:
     assert json.loads(resp.data)["agent_api_version"] == "1.0"
 
 
-def test_shared_responses_are_never_changed_by_a_request(make_app: MakeApp, member_token: str) -> None:
-    """Constant bodies are answered from one Response built at first use (Runtime.answer): the headers
-    each request adds (request id, rate limit, CORS) go onto the outgoing list, never onto it."""
-    from coderapi.runtime import EXTENSION_KEY
-
+def test_prebuilt_answers_are_fresh_for_every_request(make_app: MakeApp, member_token: str) -> None:
+    """Constant bodies are encoded once (Runtime.answers), but every request gets a response of its own:
+    the headers each request adds (request id, rate limit, CORS) and whatever an `after_request` does to
+    one response never reach the next."""
     app = make_app(env={"CODER_API_RATE_LIMIT": "50", "CODER_DANGEROUS_ALLOW_CORS_REQUESTS": "true"})
+    marked: list[str] = []
+
+    @app.after_request
+    def mark_the_first(resp: Response) -> Response:
+        if not marked:
+            resp.headers["X-Marked"] = "first"
+            marked.append(resp.headers["X-Marked"])
+        return resp
+
     client = app.test_client()
     headers = {"Coder-Session-Token": member_token, "Origin": "https://example.com"}
     seen = []
-    for _ in range(3):
+    for i in range(3):
         resp = client.get("/api/v2/deployment/ssh", headers=headers)
         assert resp.status_code == 200
         assert resp.headers.getlist("X-Ratelimit-Remaining") == [resp.headers["X-Ratelimit-Remaining"]]
         assert len(resp.headers.getlist("X-Coder-Request-Id")) == 1
         assert resp.headers.getlist("Access-Control-Allow-Origin") == ["*"]
+        assert resp.headers.getlist("Content-Type") == ["application/json; charset=utf-8"]
+        assert resp.headers.getlist("Content-Length") == [str(len(resp.data))]
+        assert resp.headers.getlist("X-Marked") == (["first"] if i == 0 else [])
         seen.append(int(resp.headers["X-Ratelimit-Remaining"]))
     assert seen == sorted(seen, reverse=True) and len(set(seen)) == 3
-    shared = app.extensions[EXTENSION_KEY]._answers["ssh_config"]
-    assert sorted(k for k, _ in shared.headers) == ["Content-Length", "Content-Type"]

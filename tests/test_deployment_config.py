@@ -276,4 +276,4 @@ def test_body_is_built_once(app: Flask, owner_token: str, auth: Auth) -> None:
     from coderapi.runtime import EXTENSION_KEY
 
     first = app.test_client().get(PATH, headers=auth(owner_token)).data
-    assert first == app.extensions[EXTENSION_KEY].bodies["deployment_config"]
+    assert first == app.extensions[EXTENSION_KEY].answers.deployment_config.body

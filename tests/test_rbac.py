@@ -1,4 +1,4 @@
-"""Roles and `rbac.authorize`."""
+"""Roles, and `authz.authorize` checking them in a request."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from flask import Flask, request
 from coderapi import rbac
 from coderapi.database.users import User
 from coderapi.httpapi import APIError
+from coderapi.httpmw import authz
 from coderapi.httpmw import environ as environ_keys
 
 
@@ -70,7 +71,7 @@ def test_authorize_raises_coderd_forbidden(app: Flask) -> None:
     with app.test_request_context("/"):
         request.environ[environ_keys.USER] = _user()
         with pytest.raises(APIError) as exc:
-            rbac.authorize(rbac.ACTION_READ, rbac.RESOURCE_DEPLOYMENT_CONFIG)
+            authz.authorize(rbac.ACTION_READ, rbac.RESOURCE_DEPLOYMENT_CONFIG)
         err = exc.value
         assert err.status == 403
         assert err.headers == {}
@@ -80,9 +81,9 @@ def test_authorize_raises_coderd_forbidden(app: Flask) -> None:
             'credentials."}'
         )
         request.environ[environ_keys.USER] = _user("auditor")
-        rbac.authorize(rbac.ACTION_READ, rbac.RESOURCE_DEPLOYMENT_CONFIG)
+        authz.authorize(rbac.ACTION_READ, rbac.RESOURCE_DEPLOYMENT_CONFIG)
 
 
 def test_authorize_without_token_check_fails_loudly(app: Flask) -> None:
     with app.test_request_context("/"), pytest.raises(RuntimeError):
-        rbac.authorize(rbac.ACTION_READ, rbac.RESOURCE_DEPLOYMENT_CONFIG)
+        authz.authorize(rbac.ACTION_READ, rbac.RESOURCE_DEPLOYMENT_CONFIG)

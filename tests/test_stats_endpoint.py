@@ -32,7 +32,7 @@ FORBIDDEN = {
 
 def cache_of(app: Flask) -> DeploymentStatsCache:
     rt: Runtime = app.extensions[EXTENSION_KEY]
-    cache = rt.services["deployment_stats"]
+    cache = rt.stats
     assert isinstance(cache, DeploymentStatsCache)
     return cache
 
@@ -114,11 +114,11 @@ def test_no_token_is_401(make_app: MakeApp) -> None:
 def test_still_processing_until_the_first_value(make_app: MakeApp, store: Store, auth: Auth, owner_token: str) -> None:
     app = make_app()
     rt: Runtime = app.extensions[EXTENSION_KEY]
-    rt.services["deployment_stats"].stop()
+    rt.stats.stop()
     pending = DeploymentStatsCache(store, dt.timedelta(seconds=30), usage=False)
     # Marked as running in this process, so the handler does not start it.
     pending._pid = os.getpid()
-    rt.services["deployment_stats"] = pending
+    rt.stats = pending
     resp = app.test_client().get(PATH, headers=auth(owner_token))
     assert resp.status_code == 400
     assert resp.get_data() == b'{"message":"Deployment stats are still processing!"}\n'

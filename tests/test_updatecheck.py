@@ -82,7 +82,7 @@ def runtime_of(app: Flask) -> Runtime:
 
 
 def checker_of(app: Flask) -> UpdateChecker:
-    checker = runtime_of(app).services["update_checker"]
+    checker = runtime_of(app).update_checker
     assert isinstance(checker, UpdateChecker)
     return checker
 
@@ -183,7 +183,7 @@ def test_never_waits_for_the_feed(make_app: MakeApp, feed_settings: Settings, fe
 def test_disabled_never_asks(make_app: MakeApp, feed_settings: Settings, feed: FakeFeed) -> None:
     app = make_app(env={"CODER_UPDATE_CHECK": "false"}, settings=feed_settings)
     rt = runtime_of(app)
-    assert "update_checker" not in rt.services
+    assert rt.update_checker is None
     _, body = get_update_check(app)
     assert (
         body

@@ -193,7 +193,7 @@ def get_json(app: Flask, path: str, token: str = "", method: str = "GET", **kwar
 
 def ready_stats(app: Flask, store: Store) -> None:
     rt: Runtime = app.extensions[EXTENSION_KEY]
-    cache = rt.services["deployment_stats"]
+    cache = rt.stats
     cache.stop()
     cache._adopt(cache.compute())  # the first refresh, now (the loop would do it in the background)
     assert isinstance(cache.latest(), DeploymentStatsSnapshot)
@@ -530,7 +530,7 @@ def test_source_url_derives_the_links(make_app: MakeApp, settings: Settings) -> 
 def test_no_feed_means_current_and_no_error(make_app: MakeApp, caplog: pytest.LogCaptureFixture) -> None:
     app = make_app(env={"CODER_UPDATE_CHECK": "true"})
     rt: Runtime = app.extensions[EXTENSION_KEY]
-    assert "update_checker" not in rt.services
+    assert rt.update_checker is None
     status, body = get_json(app, "/api/v2/updatecheck")
     assert status == 200 and body == {"current": True, "version": rt.build.version, "url": ""}
     assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -18,7 +18,7 @@ def open_store() -> Store:
     """The migrated Store from the server's configuration sources (`CODER_*` / `CODERAPI_*`
     environment and the YAML file they name): PostgreSQL with `CODER_PG_CONNECTION_URL`, else the
     embedded SQLite file. Exits 1 with one line on stderr when the configuration or database fails."""
-    from coderapi.app import open_store as open_configured_store
+    from coderapi.database.open import open_store as open_configured_store
 
     try:
         values = config.load((), process_environ())

@@ -20,7 +20,7 @@ def db() -> None:
 def migrate(ctx: click.Context) -> None:
     """Apply every pending migration to the configured database (CODER_PG_CONNECTION_URL, else the
     embedded SQLite file), then exit. Takes the server's flags."""
-    from coderapi.app import open_store
+    from coderapi.database.open import open_store
 
     values = resolve_values(tuple(ctx.args), "coderapi db migrate")
     try:

@@ -32,7 +32,8 @@ def envelope(message: str, detail: str = "", validations: list[dict[str, str]] |
 
 
 class APIError(Exception):
-    """Raised anywhere during a request; the app's error handler writes it as the envelope."""
+    """Raised anywhere during a request; the app's error handler writes it as the envelope. `reason`
+    names a refusal of the token check (a metric label); "" for every other error."""
 
     def __init__(
         self,
@@ -42,6 +43,7 @@ class APIError(Exception):
         *,
         headers: Mapping[str, str] | None = None,
         validations: list[dict[str, str]] | None = None,
+        reason: str = "",
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -49,6 +51,7 @@ class APIError(Exception):
         self.detail = detail
         self.headers = dict(headers or {})
         self.validations = validations
+        self.reason = reason
 
     def body(self) -> dict[str, Any]:
         return envelope(self.message, self.detail, self.validations)

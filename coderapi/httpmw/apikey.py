@@ -18,9 +18,9 @@ import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from flask import Flask, current_app, request
+from flask import current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from coderapi import apikey
@@ -32,6 +32,9 @@ from coderapi.httpmw import environ as keys
 from coderapi.httpmw.realip import client_ip
 from coderapi.runtime import EXTENSION_KEY as RUNTIME_KEY
 from coderapi.runtime import Runtime, runtime
+
+if TYPE_CHECKING:
+    from coderapi.config import DeploymentValues
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +58,17 @@ WWW_AUTHENTICATE = "WWW-Authenticate"
 DESCRIPTION_EXPIRED = "The access token has expired"
 DESCRIPTION_AUDIENCE = "The access token audience does not match this resource"
 DESCRIPTION_INVALID = "The access token is invalid"
-DESCRIPTION_SCOPE = "The request requires higher privileges than provided by the access token"
+
+# Why the check refused a request: `APIError.reason`, counted by the metrics.
+REFUSED_MISSING = "missing"
+REFUSED_MALFORMED = "malformed"
+REFUSED_INVALID_KEY = "invalid_key"
+REFUSED_INVALID_SECRET = "invalid_secret"  # noqa: S105 (a label, not a secret)
+REFUSED_EXPIRED = "expired"
+REFUSED_INACTIVE_USER = "inactive_user"
+REFUSED_INTERNAL_ERROR = "internal_error"
 
 LAST_USED_INTERVAL = dt.timedelta(hours=1)
-EXTENSION_KEY = "coderapi.apikey"
 
 
 @dataclass(frozen=True)
@@ -68,30 +78,18 @@ class AuthConfig:
     disable_expiry_refresh: bool
     access_url: str  # base of WWW-Authenticate's resource_metadata; "" means the request's own host
 
+    @classmethod
+    def from_values(cls, values: DeploymentValues) -> AuthConfig:
+        access_url = values.get("access_url")
+        return cls(
+            disable_expiry_refresh=bool(values.get("session_lifetime.disable_expiry_refresh")),
+            access_url=(str(access_url) if access_url is not None else "").rstrip("/"),
+        )
+
 
 class Authenticated(NamedTuple):
     key: APIKey
     user: User
-
-
-def install(app: Flask) -> AuthConfig:
-    """Resolve the check's configuration for `app` (called once by `routes.register`)."""
-    with app.app_context():
-        values = runtime().values
-        access_url = values.get("access_url")
-        cfg = AuthConfig(
-            disable_expiry_refresh=bool(values.get("session_lifetime.disable_expiry_refresh")),
-            access_url=(str(access_url) if access_url is not None else "").rstrip("/"),
-        )
-    app.extensions[EXTENSION_KEY] = cfg
-    return cfg
-
-
-def _config() -> AuthConfig:
-    cfg = current_app.extensions.get(EXTENSION_KEY)
-    if cfg is None:
-        raise RuntimeError("api key check not installed: routes.register was not called")
-    return cfg  # type: ignore[no-any-return]
 
 
 def token_from_request(env: dict[str, Any]) -> str:
@@ -149,10 +147,8 @@ def _db_error_text(err: SQLAlchemyError) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__
 
 
-def _www_authenticate(status: int, message: str, detail: str) -> str:
-    if status == 403:
-        error, description = "insufficient_scope", DESCRIPTION_SCOPE
-    elif "expired" in message or "expired" in detail:
+def _www_authenticate(message: str, detail: str) -> str:
+    if "expired" in message or "expired" in detail:
         error, description = "invalid_token", DESCRIPTION_EXPIRED
     elif "audience" in message or "mismatch" in message:
         error, description = "invalid_token", DESCRIPTION_AUDIENCE
@@ -161,48 +157,51 @@ def _www_authenticate(status: int, message: str, detail: str) -> str:
     # coderd: the access URL, else the scheme of the connection plus the Host header exactly as sent
     # (werkzeug's `host_url` drops a Host it finds invalid, which coderd does not).
     environ = request.environ
-    base = _config().access_url or f"{environ['wsgi.url_scheme']}://{_header_text(environ.get('HTTP_HOST', ''))}"
+    base = runtime().auth.access_url or f"{environ['wsgi.url_scheme']}://{_header_text(environ.get('HTTP_HOST', ''))}"
     metadata = quote(base + "/.well-known/oauth-protected-resource")
     value = f'Bearer realm="coder", error="{error}", error_description="{description}", resource_metadata={metadata}'
     # Go writes the header's UTF-8 bytes; a WSGI header value is their latin-1 text.
     return value if value.isascii() else value.encode("utf-8").decode("latin-1")
 
 
-def _refuse(status: int, message: str, detail: str = "") -> APIError:
-    return APIError(status, message, detail, headers={WWW_AUTHENTICATE: _www_authenticate(status, message, detail)})
+def _refuse(reason: str, message: str, detail: str = "") -> APIError:
+    """The check's 401 for `reason`."""
+    return APIError(401, message, detail, headers={WWW_AUTHENTICATE: _www_authenticate(message, detail)}, reason=reason)
 
 
 def _check(environ: dict[str, Any], rt: Runtime, at: dt.datetime) -> Authenticated | APIError:
     """Validate the request's token at time `at`: coderd's checks in order, the first failure answers."""
     token = token_from_request(environ)
     if not token:
-        return _refuse(401, SIGNED_OUT_MESSAGE, NO_TOKEN_DETAIL)
+        return _refuse(REFUSED_MISSING, SIGNED_OUT_MESSAGE, NO_TOKEN_DETAIL)
     try:
         key_id, secret = apikey.split(token)
     except apikey.APIKeyFormatError as err:
-        return _refuse(401, SIGNED_OUT_MESSAGE, BAD_FORMAT_DETAIL.format(err=err))
+        return _refuse(REFUSED_MALFORMED, SIGNED_OUT_MESSAGE, BAD_FORMAT_DETAIL.format(err=err))
     if not (key_id.isascii() and key_id.isalnum()):
         # Ids are generated from 0-9A-Za-z: any other id names no key, and NUL bytes or undecodable
         # bytes must not reach the database driver (PostgreSQL refuses NUL in text).
-        return _refuse(401, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
+        return _refuse(REFUSED_INVALID_KEY, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
     try:
         found = rt.store.get_api_key_with_user(key_id)
     except SQLAlchemyError as err:
         log.error("fetching api key %s: %s", key_id, _db_error_text(err))
-        return _refuse(401, INTERNAL_ERROR_MESSAGE, FETCH_KEY_ERROR_DETAIL.format(err=_db_error_text(err)))
+        return _refuse(
+            REFUSED_INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE, FETCH_KEY_ERROR_DETAIL.format(err=_db_error_text(err))
+        )
     if found is None:
-        return _refuse(401, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
+        return _refuse(REFUSED_INVALID_KEY, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
     key, user = found
     if not apikey.validate_hash(key.hashed_secret, secret):
-        return _refuse(401, SIGNED_OUT_MESSAGE, SECRET_INVALID_DETAIL)
+        return _refuse(REFUSED_INVALID_SECRET, SIGNED_OUT_MESSAGE, SECRET_INVALID_DETAIL)
     if key.expires_at <= at:
-        return _refuse(401, SIGNED_OUT_MESSAGE, EXPIRED_DETAIL.format(at=go_time_string(key.expires_at)))
+        return _refuse(REFUSED_EXPIRED, SIGNED_OUT_MESSAGE, EXPIRED_DETAIL.format(at=go_time_string(key.expires_at)))
     if user.deleted:
         # Deleting a user deletes their keys; a key left behind is as good as unknown.
-        return _refuse(401, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
+        return _refuse(REFUSED_INVALID_KEY, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
     if user.status != STATUS_ACTIVE:
         # No dormant-user activator exists here (there is no login), so dormant users are refused too.
-        return _refuse(401, USER_NOT_ACTIVE_MESSAGE.format(status=user.status))
+        return _refuse(REFUSED_INACTIVE_USER, USER_NOT_ACTIVE_MESSAGE.format(status=user.status))
     return Authenticated(key, user)
 
 
@@ -228,14 +227,12 @@ def require_api_key(environ: dict[str, Any]) -> None:
     """
     if keys.API_KEY in environ:
         return
-    # Read once: this runs on every authenticated request, and each context lookup costs.
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    rt: Runtime = app.extensions[RUNTIME_KEY]
+    rt: Runtime = current_app.extensions[RUNTIME_KEY]
     at = now()
     outcome = _outcome(environ, rt, at)
     if isinstance(outcome, APIError):
         raise outcome
-    environ[keys.API_KEY] = _record_use(outcome.key, rt, app.extensions[EXTENSION_KEY], at)
+    environ[keys.API_KEY] = _record_use(outcome.key, rt, at)
     environ[keys.USER] = outcome.user
 
 
@@ -262,14 +259,14 @@ def require_api_key_under(prefixes: Prefixes, environ: dict[str, Any]) -> None:
 _lifetime = functools.lru_cache(maxsize=256)(lambda seconds: dt.timedelta(seconds=seconds))
 
 
-def _record_use(key: APIKey, rt: Runtime, cfg: AuthConfig, at: dt.datetime) -> APIKey:
+def _record_use(key: APIKey, rt: Runtime, at: dt.datetime) -> APIKey:
     """coderd's side effects at time `at`: `last_used` and `ip_address` at most hourly, sliding expiry
     unless disabled. Aborts: 500 when the update fails."""
     last_used, expires_at, ip = key.last_used, key.expires_at, key.ip_address
     changed = False
     if at - key.last_used > LAST_USED_INTERVAL:
         last_used, ip, changed = at, client_ip(), True
-    if not cfg.disable_expiry_refresh and key.lifetime_seconds > 0:
+    if not rt.auth.disable_expiry_refresh and key.lifetime_seconds > 0:
         lifetime = _lifetime(key.lifetime_seconds)
         if key.expires_at - at <= lifetime - LAST_USED_INTERVAL:
             expires_at, changed = at + lifetime, True

@@ -15,4 +15,5 @@ AUTH_OUTCOME = "coderapi.auth_outcome"  # the token check's result (Authenticate
 API_KEY = "coderapi.api_key"  # the signed-in request's APIKey, once its use is recorded
 USER = "coderapi.user"  # the signed-in request's User
 USER_PARAM = "coderapi.user_param"  # the User that `{user}` names
+ROUTE = "coderapi.route"  # the rule Flask matched (`/api/v2/users/<user>`), kept for the metrics
 RATE_LIMIT = "coderapi.rate_limit"  # (limit, remaining, reset) for the X-Ratelimit-* headers

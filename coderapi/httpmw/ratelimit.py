@@ -21,9 +21,9 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, current_app, request
+from flask import Response, request
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
@@ -37,13 +37,16 @@ from coderapi.httpmw.nodestore import NodeStorage, make_directory
 from coderapi.httpmw.realip import client_ip
 from coderapi.runtime import runtime
 
+if TYPE_CHECKING:
+    from coderapi.config import DeploymentValues
+    from coderapi.config.settings import Settings
+
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v2"
 WINDOW_SECONDS = 60
 WINDOW_TEXT = "1m0s"  # Go's time.Duration text for the window
 DEFAULT_API_RATE_LIMIT = 512  # coderd.New turns 0 into this
-SERVICE_NAME = "ratelimit"
 
 LIMIT_HEADER = "X-RateLimit-Limit"
 REMAINING_HEADER = "X-RateLimit-Remaining"
@@ -135,19 +138,12 @@ def configured_limit(api: int | None, disable_all: bool) -> int:
     return int(api)
 
 
-def install(app: Flask) -> RateLimiter | None:
-    """Build the app's limiter (None when rate limiting is off) and hook it in."""
-    with app.app_context():
-        rt = runtime()
-        limit = configured_limit(rt.values.get("rate_limit.api"), bool(rt.values.get("rate_limit.disable_all")))
-        if limit <= 0:
-            return None
-        limiter = RateLimiter(
-            limit, rt.settings.rate_limit_redis_url, f"coderapi:{rt.deployment_id}", rt.settings.rate_limit_dir
-        )
-        rt.services[SERVICE_NAME] = limiter
-    app.before_request(limit_api_request)
-    return limiter
+def from_values(values: DeploymentValues, settings: Settings, deployment_id: str) -> RateLimiter | None:
+    """The app's limiter, or None when rate limiting is off."""
+    limit = configured_limit(values.get("rate_limit.api"), bool(values.get("rate_limit.disable_all")))
+    if limit <= 0:
+        return None
+    return RateLimiter(limit, settings.rate_limit_redis_url, f"coderapi:{deployment_id}", settings.rate_limit_dir)
 
 
 def _ip_key(ip: str) -> str:
@@ -165,14 +161,17 @@ def _fixed_window_end() -> int:
 
 
 def limit_api_request() -> Response | None:
-    """`before_request`: count the request under /api/v2 and refuse it over the limit.
+    """`before_request`: count the request under /api/v2 and refuse it over the limit (with the
+    app's limiter; none when rate limiting is off).
 
     Aborts: 429 over the limit; 428 (text/plain) for the bypass header from a signed-in non-owner.
     """
     path = request.path
     if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
         return None
-    limiter: RateLimiter = runtime().services[SERVICE_NAME]
+    limiter = runtime().limiter
+    if limiter is None:
+        return None
     who = identify()
     if who is None:
         key = f"{_ip_key(client_ip())}:{path}:"
@@ -201,9 +200,3 @@ def rate_limit_headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
         return []
     limit, remaining, reset = state
     return [(LIMIT_HEADER, str(limit)), (REMAINING_HEADER, str(remaining)), (RESET_HEADER, str(reset))]
-
-
-def limiter_of(app: Flask | None = None) -> RateLimiter | None:
-    """The app's limiter, or None when rate limiting is off."""
-    rt = (app or current_app).extensions["coderapi"]
-    return rt.services.get(SERVICE_NAME)  # type: ignore[no-any-return]

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 
-from flask import request
-
-from coderapi.httpmw import environ as environ_keys
-
 HEADER = "X-Coder-Request-Id"
 
 
@@ -19,11 +15,3 @@ def new_request_id() -> str:
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def request_id() -> str:
-    """The current request's id (set by the root middleware)."""
-    rid = request.environ.get(environ_keys.REQUEST_ID)
-    if rid is None:
-        raise RuntimeError("request id missing: httpmw.install was not called")
-    return str(rid)

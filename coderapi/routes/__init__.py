@@ -1,4 +1,5 @@
-"""The route tree of /api/v2, in one place, grouped by auth like coderd.go's chi groups.
+"""The request stack and the route tree of /api/v2, in one place, grouped by auth like coderd.go's chi
+groups. `mount` lists what runs for a request, in order.
 
 | blueprint      | prefix                 | auth                         |
 |----------------|------------------------|------------------------------|
@@ -7,6 +8,7 @@
 | deployment     | /api/v2/deployment     | session token                |
 | experiments    | /api/v2/experiments    | session token                |
 | users          | /api/v2/users          | session token, then {user}   |
+| swagger        | /swagger               | none                         |
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, request
+from flask import Flask, request
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import Map, MapAdapter
 
-from coderapi.httpmw import apikey, ratelimit, userparam
+from coderapi import logs, metrics
+from coderapi.httpapi import handlers
+from coderapi.httpmw import apikey, ratelimit, root
+from coderapi.httpmw.cors import CORS
+from coderapi.httpmw.realip import RealIPConfig
 from coderapi.routes import csp, deployment, experiments, health, public, swagger, users
-from coderapi.runtime import runtime
+from coderapi.runtime import Runtime
 
 API_PREFIX = "/api/v2"
 # chi groups with apiKeyMiddleware: every path under them needs a token, matched or not. `/csp` is one
@@ -31,8 +37,13 @@ CODERD_AUTHENTICATED_PREFIXES = apikey.Prefixes([API_PREFIX + p for p in TOKEN_G
 
 
 class HTTPMap(Map):
-    """werkzeug's URL map without websocket matching. werkzeug refuses an `Upgrade: websocket` request
-    to a plain rule with 400; chi routes it like any request (none of these routes upgrades)."""
+    """werkzeug's URL map with slashes kept as sent and without websocket matching. werkzeug refuses an
+    `Upgrade: websocket` request to a plain rule with 400; chi routes it like any request (none of these
+    routes upgrades)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("merge_slashes", False)
+        super().__init__(*args, **kwargs)
 
     def bind_to_environ(self, *args: Any, **kwargs: Any) -> MapAdapter:
         adapter = super().bind_to_environ(*args, **kwargs)
@@ -42,33 +53,42 @@ class HTTPMap(Map):
         return adapter
 
 
-def register(app: Flask) -> None:
-    routing_map = HTTPMap(strict_slashes=True, merge_slashes=False)
-    for rule in app.url_map.iter_rules():
-        routing_map.add(rule.empty())
-    app.url_map = routing_map
-    app.register_blueprint(public.bp)
-    app.register_blueprint(csp.bp)
-    app.register_blueprint(users.bp)
-    app.register_blueprint(deployment.bp)
-    app.register_blueprint(experiments.bp)
-    # Outside /api/v2: no token, no rate limit.
-    with app.app_context():
-        rt = runtime()
-        swagger.register(app, rt)
-    apikey.install(app)
-    # /api/v2's r.Use(apiRateLimiter): counts every request under /api/v2 before the token check.
-    ratelimit.install(app)
+def mount(app: Flask, rt: Runtime) -> None:
+    """The request stack on `app`, in the order a request meets it (coderd.go's `r.Use(...)` chain):
+
+    1. `/healthz`, answered in front of everything (health.Healthz), as coderd mounts it first;
+    2. the root WSGI layer (httpmw/root.py): arrival time, single slashes, request id, real IP, CORS
+       (a preflight is answered here), the common headers, and once answered the metrics (the route
+       kept by `root.keep_route`) and the request line;
+    3. the /api/v2 rate limiter (httpmw/ratelimit.py), counting every request under /api/v2;
+    4. the token check for every path under an authenticated prefix, then 405 for HEAD and OPTIONS
+       (`guard`);
+    5. `{user}` on the users group (users.bp's own hook: Flask runs a blueprint's hooks after the app's);
+    6. the handlers (the blueprints), whose errors all become the envelope (httpapi/handlers.py).
+    """
+    values = rt.values
+    m = metrics.of(app)
+    # 1, 2: WSGI layers in front of Flask.
+    app.wsgi_app = health.Healthz(  # type: ignore[method-assign]
+        root.RootMiddleware(
+            app.wsgi_app,
+            build_version=rt.build.version,
+            realip=RealIPConfig.parse(values.get("proxy_trusted_origins"), values.get("proxy_trusted_headers")),
+            cors=CORS(allow_all=bool(values.get("dangerous.allow_all_cors"))),
+            log_request=logs.log_request,
+            metrics=m,
+        )
+    )
+    if m is not None:
+        app.after_request(root.keep_route)
+    # 3, 4: app-wide hooks, run in the order added.
+    if rt.limiter is not None:
+        app.before_request(ratelimit.limit_api_request)
     app.before_request(guard(CODERD_AUTHENTICATED_PREFIXES if rt.wire.csp_reports_public else AUTHENTICATED_PREFIXES))
-    # Inside the users group, after its token check (app-wide hooks run before a blueprint's).
-    use(app, users.bp, userparam.extract_user_param)
-    # Outermost, in front of every middleware, as coderd mounts it before its stack.
-    app.wsgi_app = health.Healthz(app.wsgi_app)  # type: ignore[method-assign]
-
-
-def use(app: Flask, bp: Blueprint, *hooks: Callable[[], object]) -> None:
-    """chi's `r.Use` on a group: run `hooks` before every view of `bp`, in order, on this app only."""
-    app.before_request_funcs.setdefault(bp.name, []).extend(hooks)  # type: ignore[arg-type]
+    # 6: the route tree.
+    handlers.register(app)
+    for bp in (public.bp, csp.bp, users.bp, deployment.bp, experiments.bp, swagger.blueprint(rt.answers)):
+        app.register_blueprint(bp)
 
 
 def guard(prefixes: apikey.Prefixes) -> Callable[[], None]:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from coderapi import rbac
 from coderapi.httpapi import APIError, raw
+from coderapi.httpmw.authz import authorize
 from coderapi.runtime import runtime
 
 bp = Blueprint("deployment", __name__, url_prefix="/api/v2/deployment")
@@ -17,14 +17,14 @@ bp = Blueprint("deployment", __name__, url_prefix="/api/v2/deployment")
 @bp.get("/config")
 def deployment_values() -> Response:
     """`codersdk.DeploymentConfig`, secrets removed. Owner and auditor only. Aborts: 403."""
-    rbac.authorize("read", "deployment_config")
-    return runtime().answer("deployment_config")
+    authorize("read", "deployment_config")
+    return runtime().answers.deployment_config.response()
 
 
 @bp.get("/ssh")
 def ssh_config() -> Response:
     """`codersdk.SSHConfigResponse`, for any signed-in user."""
-    return runtime().answer("ssh_config")
+    return runtime().answers.ssh_config.response()
 
 
 DEPLOYMENT_STATS_PROCESSING = "Deployment stats are still processing!"
@@ -34,8 +34,8 @@ DEPLOYMENT_STATS_PROCESSING = "Deployment stats are still processing!"
 def deployment_stats() -> Response:
     """`codersdk.DeploymentStats` from the cache; nothing is computed per request. Owner and auditor
     only. Aborts: 403; 400 before the first computation has finished."""
-    rbac.authorize("read", "deployment_stats")
-    cache = runtime().services["deployment_stats"]
+    authorize("read", "deployment_stats")
+    cache = runtime().stats
     cache.ensure_running()
     body = cache.body()
     if body is None:

@@ -16,10 +16,10 @@ bp = Blueprint("experiments", __name__, url_prefix="/api/v2/experiments")
 @bp.get("/")
 def experiments_get() -> Response:
     """The configured experiments as coderd.ReadExperiments read them; `[]` when none."""
-    return runtime().answer("experiments")
+    return runtime().answers.experiments.response()
 
 
 @bp.get("/available")
 def experiments_available() -> Response:
     """The safe experiments, as the seed shows them: a JSON array (`[]` at this version)."""
-    return runtime().answer("experiments_available")
+    return runtime().answers.experiments_available.response()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from coderapi import semver
 from coderapi.httpapi import envelope, internal_error, write
 from coderapi.runtime import runtime
 from coderapi.sdk.updatecheck import update_check_schema
+from coderapi.services.updatecheck import is_current
 
 bp = Blueprint("public", __name__, url_prefix="/api/v2")
 
@@ -22,7 +22,7 @@ def api_root() -> Response:
 
 @bp.get("/buildinfo")
 def build_info() -> Response:
-    return runtime().answer("buildinfo")
+    return runtime().answers.buildinfo.response()
 
 
 @bp.get("/updatecheck")
@@ -31,7 +31,7 @@ def update_check() -> Response:
     release feed. Our own version when checking is off or has never succeeded. Aborts: 500 when the
     stored result does not parse."""
     rt = runtime()
-    checker = rt.services.get("update_checker")
+    checker = rt.update_checker
     latest = None
     if checker is not None:
         checker.ensure_running()
@@ -42,6 +42,5 @@ def update_check() -> Response:
     if latest is None:
         body = {"current": True, "version": rt.build.version, "url": rt.build.external_url}
     else:
-        current = semver.compare(rt.build.release_version, latest.version) >= 0
-        body = {"current": current, "version": latest.version, "url": latest.url}
+        body = {"current": is_current(rt.build.version, latest.version), "version": latest.version, "url": latest.url}
     return write(200, body, update_check_schema)

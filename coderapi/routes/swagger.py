@@ -1,24 +1,23 @@
 """`/swagger`: the OpenAPI document of the General API and a page listing it (`swagger.enable`).
 
 With the option off every `/swagger` path answers 404 `Swagger documentation is disabled.`, as coderd
-does. The document and the page are built once, when the app is created.
+does. The document and the page are built once, when the app is created (`answers`).
 """
 
 from __future__ import annotations
 
 import html
 
-from flask import Blueprint, Flask, Response, redirect
+from flask import Blueprint, Response, redirect
 
 from coderapi import openapi
 from coderapi.config.loader import EXPERIMENTS_KNOWN
-from coderapi.httpapi import APIError
+from coderapi.httpapi import APIError, Prebuilt
 from coderapi.httpapi.jsonwire import encode
-from coderapi.runtime import Runtime, runtime
+from coderapi.runtime import Answers, runtime
 
 SWAGGER_DISABLED = "Swagger documentation is disabled."
-DOC_BODY = "swagger_doc"
-PAGE_BODY = "swagger_page"
+PAGE_CONTENT_TYPE = "text/html; charset=utf-8"
 
 enabled_bp = Blueprint("swagger", __name__, url_prefix="/swagger")
 disabled_bp = Blueprint("swagger_disabled", __name__, url_prefix="/swagger")
@@ -32,12 +31,18 @@ def swagger_root() -> Response:
 @enabled_bp.get("/")
 @enabled_bp.get("/index.html")
 def swagger_page() -> Response:
-    return Response(runtime().bodies[PAGE_BODY], status=200, content_type="text/html; charset=utf-8")
+    return _enabled(runtime().answers.swagger_page)
 
 
 @enabled_bp.get("/doc.json")
 def swagger_doc() -> Response:
-    return runtime().answer(DOC_BODY)
+    return _enabled(runtime().answers.swagger_doc)
+
+
+def _enabled(answer: Prebuilt | None) -> Response:
+    if answer is None:
+        raise RuntimeError("swagger answers missing: the enabled routes are registered without them")
+    return answer.response()
 
 
 def swagger_disabled(**_path: str) -> Response:
@@ -69,11 +74,12 @@ def page(version: str, form: str) -> bytes:
     ).encode()
 
 
-def register(app: Flask, rt: Runtime) -> None:
-    """The enabled or the disabled routes, by `swagger.enable`."""
-    if rt.values.get("swagger.enable"):
-        rt.bodies[DOC_BODY] = encode(openapi.build_spec(rt.build.version, EXPERIMENTS_KNOWN, rt.wire.name))
-        rt.bodies[PAGE_BODY] = page(rt.build.version, rt.wire.name)
-        app.register_blueprint(enabled_bp)
-    else:
-        app.register_blueprint(disabled_bp)
+def answers(version: str, form: str) -> tuple[Prebuilt, Prebuilt]:
+    """The document and the page, for `Answers.swagger_doc` and `Answers.swagger_page`."""
+    doc = Prebuilt.of(encode(openapi.build_spec(version, EXPERIMENTS_KNOWN, form)))
+    return doc, Prebuilt.of(page(version, form), PAGE_CONTENT_TYPE)
+
+
+def blueprint(answers: Answers) -> Blueprint:
+    """The enabled routes when the app has the answers (`swagger.enable`), else the disabled ones."""
+    return enabled_bp if answers.swagger_doc is not None else disabled_bp
