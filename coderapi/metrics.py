@@ -47,11 +47,16 @@ class Metrics:
         self.multiprocess = multiprocess_dir() != ""
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(name, doc, labels, registry=r)
+
+        self.requests = counter(
             "coderd_api_requests_processed_total",
             "The total number of processed API requests, by route, method and status code.",
-            ["code", "method", "path"],
-            registry=r,
+            "code",
+            "method",
+            "path",
         )
         self.latency = Histogram(
             "coderd_api_request_latencies_seconds",
@@ -66,23 +71,16 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
-        self.auth_failures = Counter(
-            "coderapi_auth_failures_total",
-            "Requests refused by the session-token check, by reason.",
-            ["reason"],
-            registry=r,
+        self.auth_failures = counter(
+            "coderapi_auth_failures_total", "Requests refused by the session-token check, by reason.", "reason"
         )
-        self.rate_limited = Counter(
-            "coderapi_rate_limited_requests_total",
-            "Requests refused by the API rate limiter (429), by route.",
-            ["path"],
-            registry=r,
+        self.rate_limited = counter(
+            "coderapi_rate_limited_requests_total", "Requests refused by the API rate limiter (429), by route.", "path"
         )
-        self.csp_violations = Counter(
+        self.csp_violations = counter(
             "coderapi_csp_violations_total",
             "Content-Security-Policy violation reports received, by violated directive.",
-            ["directive"],
-            registry=r,
+            "directive",
         )
         self.stats_refresh = Histogram(
             "coderapi_deployment_stats_refresh_seconds",

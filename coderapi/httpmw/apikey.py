@@ -14,6 +14,7 @@ with the clock here, on every request.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import functools
 import logging
 from collections.abc import Sequence
@@ -59,16 +60,20 @@ DESCRIPTION_EXPIRED = "The access token has expired"
 DESCRIPTION_AUDIENCE = "The access token audience does not match this resource"
 DESCRIPTION_INVALID = "The access token is invalid"
 
-# Why the check refused a request: `APIError.reason`, counted by the metrics.
-REFUSED_MISSING = "missing"
-REFUSED_MALFORMED = "malformed"
-REFUSED_INVALID_KEY = "invalid_key"
-REFUSED_INVALID_SECRET = "invalid_secret"  # noqa: S105 (a label, not a secret)
-REFUSED_EXPIRED = "expired"
-REFUSED_INACTIVE_USER = "inactive_user"
-REFUSED_INTERNAL_ERROR = "internal_error"
-
 LAST_USED_INTERVAL = dt.timedelta(hours=1)
+
+
+class Refused(enum.StrEnum):
+    """Why the check refused a request: its `APIError.reason`, the metrics' label (the lower-case
+    name)."""
+
+    MISSING = enum.auto()
+    MALFORMED = enum.auto()
+    INVALID_KEY = enum.auto()
+    INVALID_SECRET = enum.auto()
+    EXPIRED = enum.auto()
+    INACTIVE_USER = enum.auto()
+    INTERNAL_ERROR = enum.auto()
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,7 @@ def _www_authenticate(message: str, detail: str) -> str:
     return value if value.isascii() else value.encode("utf-8").decode("latin-1")
 
 
-def _refuse(reason: str, message: str, detail: str = "") -> APIError:
+def _refuse(reason: Refused, message: str, detail: str = "") -> APIError:
     """The check's 401 for `reason`."""
     return APIError(401, message, detail, headers={WWW_AUTHENTICATE: _www_authenticate(message, detail)}, reason=reason)
 
@@ -173,35 +178,35 @@ def _check(environ: dict[str, Any], rt: Runtime, at: dt.datetime) -> Authenticat
     """Validate the request's token at time `at`: coderd's checks in order, the first failure answers."""
     token = token_from_request(environ)
     if not token:
-        return _refuse(REFUSED_MISSING, SIGNED_OUT_MESSAGE, NO_TOKEN_DETAIL)
+        return _refuse(Refused.MISSING, SIGNED_OUT_MESSAGE, NO_TOKEN_DETAIL)
     try:
         key_id, secret = apikey.split(token)
     except apikey.APIKeyFormatError as err:
-        return _refuse(REFUSED_MALFORMED, SIGNED_OUT_MESSAGE, BAD_FORMAT_DETAIL.format(err=err))
+        return _refuse(Refused.MALFORMED, SIGNED_OUT_MESSAGE, BAD_FORMAT_DETAIL.format(err=err))
     if not (key_id.isascii() and key_id.isalnum()):
         # Ids are generated from 0-9A-Za-z: any other id names no key, and NUL bytes or undecodable
         # bytes must not reach the database driver (PostgreSQL refuses NUL in text).
-        return _refuse(REFUSED_INVALID_KEY, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
+        return _refuse(Refused.INVALID_KEY, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
     try:
         found = rt.store.get_api_key_with_user(key_id)
     except SQLAlchemyError as err:
         log.error("fetching api key %s: %s", key_id, _db_error_text(err))
         return _refuse(
-            REFUSED_INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE, FETCH_KEY_ERROR_DETAIL.format(err=_db_error_text(err))
+            Refused.INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE, FETCH_KEY_ERROR_DETAIL.format(err=_db_error_text(err))
         )
     if found is None:
-        return _refuse(REFUSED_INVALID_KEY, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
+        return _refuse(Refused.INVALID_KEY, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
     key, user = found
     if not apikey.validate_hash(key.hashed_secret, secret):
-        return _refuse(REFUSED_INVALID_SECRET, SIGNED_OUT_MESSAGE, SECRET_INVALID_DETAIL)
+        return _refuse(Refused.INVALID_SECRET, SIGNED_OUT_MESSAGE, SECRET_INVALID_DETAIL)
     if key.expires_at <= at:
-        return _refuse(REFUSED_EXPIRED, SIGNED_OUT_MESSAGE, EXPIRED_DETAIL.format(at=go_time_string(key.expires_at)))
+        return _refuse(Refused.EXPIRED, SIGNED_OUT_MESSAGE, EXPIRED_DETAIL.format(at=go_time_string(key.expires_at)))
     if user.deleted:
         # Deleting a user deletes their keys; a key left behind is as good as unknown.
-        return _refuse(REFUSED_INVALID_KEY, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
+        return _refuse(Refused.INVALID_KEY, SIGNED_OUT_MESSAGE, KEY_INVALID_DETAIL)
     if user.status != STATUS_ACTIVE:
         # No dormant-user activator exists here (there is no login), so dormant users are refused too.
-        return _refuse(REFUSED_INACTIVE_USER, USER_NOT_ACTIVE_MESSAGE.format(status=user.status))
+        return _refuse(Refused.INACTIVE_USER, USER_NOT_ACTIVE_MESSAGE.format(status=user.status))
     return Authenticated(key, user)
 
 

@@ -50,11 +50,8 @@ class RootMiddleware:
         log_request: LogRequest,
         metrics: Metrics | None = None,
     ) -> None:
-        self.app = app
-        self.realip = realip
-        self.cors = cors
-        self.log_request = log_request
-        self.metrics = metrics
+        self.app, self.realip, self.cors = app, realip, cors
+        self.log_request, self.metrics = log_request, metrics
         self.after_id = [(BUILD_VERSION_HEADER, build_version)]
         self.after_id_and_cors = [*self.after_id, *AFTER_CORS]
 
