@@ -165,3 +165,19 @@ def test_prebuilt_answers_are_fresh_for_every_request(make_app: MakeApp, member_
         assert resp.headers.getlist("X-Marked") == (["first"] if i == 0 else [])
         seen.append(int(resp.headers["X-Ratelimit-Remaining"]))
     assert seen == sorted(seen, reverse=True) and len(set(seen)) == 3
+
+
+def test_two_apps_in_one_process_keep_their_own_stack(make_app: MakeApp, member_token: str) -> None:
+    """Each app's hooks are its own (the blueprints are module-level, shared by every app)."""
+    limited = make_app(env={"CODER_API_RATE_LIMIT": "1"})
+    unlimited = make_app(argv=["--dangerous-disable-rate-limits"])
+    for _ in range(3):
+        resp = unlimited.test_client().get("/api/v2/buildinfo")
+        assert resp.status_code == 200
+        assert "X-Ratelimit-Limit" not in resp.headers
+    assert 429 in [limited.test_client().get("/api/v2/buildinfo").status_code for _ in range(3)]
+    for app in (limited, unlimited):
+        client = app.test_client()
+        resp = client.get("/api/v2/users/me/keys/tokens/tokenconfig", headers={"Coder-Session-Token": member_token})
+        assert resp.status_code == 200
+        assert client.get("/api/v2/users/nobody-by-that-name/keys/tokens/tokenconfig").status_code == 401
