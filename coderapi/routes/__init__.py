@@ -85,7 +85,7 @@ def mount(app: Flask, rt: Runtime) -> None:
     if rt.limiter is not None:
         app.before_request(ratelimit.limit_api_request)
     app.before_request(guard(CODERD_AUTHENTICATED_PREFIXES if rt.wire.csp_reports_public else AUTHENTICATED_PREFIXES))
-    # 6: the route tree.
+    # 5 is users.bp's own before_request (routes/users.py). 6: the route tree.
     handlers.register(app)
     for bp in (public.bp, csp.bp, users.bp, deployment.bp, experiments.bp, swagger.blueprint(rt.answers)):
         app.register_blueprint(bp)
