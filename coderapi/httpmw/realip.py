@@ -96,5 +96,5 @@ def client_ip() -> str:
     """The current request's client IP (set by the root middleware)."""
     ip = request.environ.get(environ_keys.CLIENT_IP)
     if ip is None:
-        raise RuntimeError("client ip missing: httpmw.install was not called")
+        raise RuntimeError("client ip missing: the root middleware did not run (routes.mount)")
     return str(ip)
