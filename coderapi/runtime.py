@@ -50,6 +50,9 @@ class Runtime:
     # Background services, started last, on a complete app.
     stats: DeploymentStatsCache = field(init=False)
     update_checker: UpdateChecker | None = None  # None when checking is off or no release feed is known
+    # What reading a request body raises when the client's framing is bad or the connection fails: OSError,
+    # plus what the server adds (serving.py: gunicorn's chunked-body parser raises its own errors).
+    body_read_errors: tuple[type[Exception], ...] = (OSError,)
 
 
 def runtime() -> Runtime:

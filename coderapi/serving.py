@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.http.errors import ParseException
 
 from coderapi.config.settings import RATE_LIMIT_DIR_ENV, Settings
 
@@ -381,6 +382,10 @@ def hooks(
         # Everything the app built at startup lives as long as the worker: keep it out of the
         # collector's generations, so full collections stop walking it on every request burst.
         gc.freeze()
+        # gunicorn's chunked-body parser raises its own errors where the app reads a body (see Runtime).
+        from coderapi.runtime import EXTENSION_KEY
+
+        worker.wsgi.extensions[EXTENSION_KEY].body_read_errors = (OSError, ParseException)
         # gunicorn says when it starts a worker; this says when the worker can answer.
         worker.log.info("Worker ready (pid: %s)", worker.pid)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, request
-from gunicorn.http.errors import ParseException
 
 from coderapi import apikey, metrics
 from coderapi.httpapi import APIError, raw
 from coderapi.httpapi.errors import REQUEST_TOO_LARGE
 from coderapi.httpapi.jsonwire import dumps, encode
+from coderapi.runtime import runtime
 from coderapi.sdk.csp import GoJSONError, decode_violation
 
 bp = Blueprint("csp", __name__, url_prefix="/api/v2/csp")
@@ -21,8 +21,6 @@ MAX_REPORT_BYTES = 64 * 1024
 INVALID_JSON_MESSAGE = "Failed to read body, invalid json."
 LOG_MESSAGE = "CSP violation reported"
 OK_BODY = encode("ok")
-# What reading a request body can raise: the connection failing, or gunicorn's chunked-body parser.
-BODY_READ_ERRORS = (OSError, ParseException)
 
 
 def _read_body() -> bytes:
@@ -33,7 +31,7 @@ def _read_body() -> bytes:
         raise APIError(413, REQUEST_TOO_LARGE)
     try:
         body = request.stream.read(MAX_REPORT_BYTES + 1)
-    except BODY_READ_ERRORS as err:
+    except runtime().body_read_errors as err:
         log.warning("%s error=%s", LOG_MESSAGE, err)
         raise APIError(400, INVALID_JSON_MESSAGE, str(err)) from None
     if len(body) > MAX_REPORT_BYTES:
