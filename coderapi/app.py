@@ -60,7 +60,15 @@ def create_app(
     build = buildinfo.detect(settings.git_commit, settings.source_url)
     wire = WIRE_FORMS[settings.wire_format]
     deployment_id = store.ensure_deployment_id()
-    rt = Runtime(values=values, settings=settings, store=store, build=build, deployment_id=deployment_id, wire=wire)
+    rt = Runtime(
+        values=values,
+        settings=settings,
+        store=store,
+        build=build,
+        deployment_id=deployment_id,
+        wire=wire,
+        request_log=logs.RequestLog.from_values(values),
+    )
     rt.bodies["buildinfo"] = encode(build_info_response(rt))
     rt.bodies["deployment_config"] = encode(values.deployment_config(wire.name))
     rt.bodies["ssh_config"] = encode(values.ssh_config())
@@ -69,7 +77,6 @@ def create_app(
     app.extensions[EXTENSION_KEY] = rt
 
     handlers.register(app)
-    logs.configure_from_values(values)
     metrics.install(app, enabled=bool(values.get("prometheus.enable")), engine=store.engine)
     httpmw.install(app)
     routes.register(app)
@@ -88,3 +95,4 @@ def shutdown(app: Flask) -> None:
         stop = getattr(service, "stop", None)
         if stop is not None:
             stop()
+    rt.request_log.close()

@@ -25,8 +25,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, mult
 from prometheus_client.exposition import start_wsgi_server
 from sqlalchemy import Engine, event
 
-from coderapi import logs
 from coderapi.httpmw import apikey
+from coderapi.httpmw import environ as environ_keys
 
 EXTENSION_KEY = "coderapi.metrics"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -179,6 +179,12 @@ def code_label(status: int) -> str:
     return str(status) if 100 <= status <= 599 else "other"
 
 
+def _request_duration() -> float:
+    """Seconds since the current request arrived; 0 when the root middleware is not installed."""
+    start = request.environ.get(environ_keys.START)
+    return time.perf_counter() - start if start is not None else 0.0
+
+
 def _begin() -> None:
     m: Metrics = current_app.extensions[EXTENSION_KEY]
     m.concurrent.inc()
@@ -191,7 +197,7 @@ def _observe(resp: Response) -> Response:
     status = resp.status_code
     method = method_label(request.method)
     m.requests.labels(code_label(status), method, path).inc()
-    m.latency.labels(method, path).observe(logs.request_duration())
+    m.latency.labels(method, path).observe(_request_duration())
     if status == 429:
         # Only the /api/v2 rate limiter answers 429.
         m.rate_limited.labels(path).inc()

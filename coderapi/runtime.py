@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from coderapi.config import DeploymentValues
     from coderapi.config.settings import Settings
     from coderapi.database import Store
+    from coderapi.logs import RequestLog
     from coderapi.sdk.wireform import WireForm
 
 EXTENSION_KEY = "coderapi"
@@ -27,6 +28,7 @@ class Runtime:
     build: Build
     deployment_id: str
     wire: WireForm  # the wire form every body is written in
+    request_log: RequestLog  # the request lines' sinks, this app's own
     # Response bodies that never change while the process runs, encoded once at startup.
     bodies: dict[str, bytes] = field(default_factory=dict)
     # Long-lived services (update checker, stats cache, rate limiter, …) by name.

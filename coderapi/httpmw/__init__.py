@@ -20,4 +20,5 @@ def install(app: Flask) -> None:
             build_version=rt.build.version,
             realip=RealIPConfig.parse(values.get("proxy_trusted_origins"), values.get("proxy_trusted_headers")),
             cors=CORS(allow_all=bool(values.get("dangerous.allow_all_cors"))),
+            log_request=rt.request_log,
         )

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from coderapi import logs
 from coderapi.httpmw import environ as keys
 from coderapi.httpmw.cors import ALLOW_ORIGIN, CORS
 from coderapi.httpmw.ratelimit import rate_limit_headers
@@ -34,8 +33,17 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class RootMiddleware:
-    def __init__(self, app: WSGIApp, *, build_version: str, realip: RealIPConfig, cors: CORS) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        build_version: str,
+        realip: RealIPConfig,
+        cors: CORS,
+        log_request: Callable[[dict[str, Any], int], None],
+    ) -> None:
         self.app = app
+        self.log_request = log_request
         self.realip = realip
         self.cors = cors
         self.after_id = [(BUILD_VERSION_HEADER, build_version)]
@@ -50,7 +58,7 @@ class RootMiddleware:
         if preflight is not None:
             # An empty answer, as Go writes it: no Content-Type.
             start_response("200 OK", [("Content-Length", "0"), *preflight, (REQUEST_ID_HEADER, rid), *self.after_id])
-            logs.log_request(environ, 200)
+            self.log_request(environ, 200)
             return [b""]
 
         extra = [(REQUEST_ID_HEADER, rid), *self.after_id_and_cors]
@@ -67,5 +75,5 @@ class RootMiddleware:
             return start_response(status, headers, exc_info)
 
         body = self.app(environ, start)
-        logs.log_request(environ, answered[-1] if answered else 500)
+        self.log_request(environ, answered[-1] if answered else 500)
         return body
