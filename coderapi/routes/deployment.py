@@ -36,7 +36,6 @@ def deployment_stats() -> Response:
     only. Aborts: 403; 400 before the first computation has finished."""
     rbac.authorize("read", "deployment_stats")
     cache = runtime().services["deployment_stats"]
-    cache.ensure_running()
     body = cache.body()
     if body is None:
         raise APIError(400, DEPLOYMENT_STATS_PROCESSING)
