@@ -17,7 +17,7 @@ from coderapi.httpapi.jsonwire import encode
 from coderapi.runtime import EXTENSION_KEY, Runtime
 from coderapi.sdk.buildinfo import build_info_response
 from coderapi.sdk.wireform import WIRE_FORMS
-from coderapi.services import statscache, updatecheck
+from coderapi.services import statscache, updatecheck, webpush
 
 
 class CoderAPI(Flask):
@@ -69,7 +69,8 @@ def create_app(
         wire=wire,
         request_log=logs.RequestLog.from_values(values),
     )
-    rt.bodies["buildinfo"] = encode(build_info_response(rt))
+    webpush_key = webpush.announced_key(store, values.experiments)
+    rt.bodies["buildinfo"] = encode(build_info_response(build, values, deployment_id, webpush_key))
     rt.bodies["deployment_config"] = encode(values.deployment_config(wire.name))
     rt.bodies["ssh_config"] = encode(values.ssh_config())
     rt.bodies["experiments"] = encode(values.experiments)
