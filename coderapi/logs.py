@@ -215,9 +215,9 @@ class DebugFilter(logging.Filter):
         return any(p.search(record.name) or p.search(msg) for p in self.patterns)
 
 
-class _Sink:
-    """Where log lines go: `/dev/stderr` or `/dev/stdout` is whatever `sys.stderr`/`sys.stdout` is at
-    the time of the line (test runners and gunicorn replace them)."""
+class _StdSink:
+    """`/dev/stderr` or `/dev/stdout`: whatever `sys.stderr`/`sys.stdout` is at the time of the line
+    (test runners and gunicorn replace them)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -236,18 +236,24 @@ class _Sink:
         pass  # the process's own stream
 
 
-class _FileSink(_Sink):
+class _FileSink:
     """A log file, line-buffered: each line reaches the file as it is written, without a flush."""
 
     def __init__(self, path: str, stream: IO[str]) -> None:
         self.path = path
         self.stream = stream
 
+    def __repr__(self) -> str:
+        return f"<log sink {self.path}>"
+
     def write(self, line: str) -> None:
         self.stream.write(line + "\n")
 
     def close(self) -> None:
         self.stream.close()
+
+
+_Sink = _StdSink | _FileSink
 
 
 def _open_sinks(human: str, json_path: str, stackdriver: str) -> list[tuple[_Sink, EntryFormatter]]:
@@ -268,7 +274,7 @@ def _open_sinks(human: str, json_path: str, stackdriver: str) -> list[tuple[_Sin
 
 def _open_sink(path: str) -> _Sink:
     if path in _STD_STREAMS:
-        return _Sink(path)
+        return _StdSink(path)
     try:
         stream: IO[str] = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed by the sink)
     except OSError as err:
