@@ -21,7 +21,7 @@ from coderapi.routes import swagger
 from coderapi.runtime import EXTENSION_KEY, Answers, Runtime
 from coderapi.sdk.buildinfo import build_info_response
 from coderapi.sdk.wireform import WIRE_FORMS
-from coderapi.services import statscache, updatecheck
+from coderapi.services import statscache, updatecheck, webpush
 
 
 class CoderAPI(Flask):
@@ -57,11 +57,11 @@ def create_app(
         wire=WIRE_FORMS[settings.wire_format],
         auth=AuthConfig.from_values(values),
         limiter=ratelimit.from_values(values, settings, deployment_id),
+        request_log=logs.RequestLog.from_values(values),
     )
     rt.answers = answers(rt)
     app.extensions[EXTENSION_KEY] = rt
 
-    logs.configure_from_values(values)
     metrics.install(app, enabled=bool(values.get("prometheus.enable")), engine=store.engine)
     routes.mount(app, rt)
     # Background work starts last, on a complete app: stats at once, then every refresh interval.
@@ -73,9 +73,10 @@ def create_app(
 def answers(rt: Runtime) -> Answers:
     """The bodies that never change while the process runs, encoded once."""
     values, wire = rt.values, rt.wire
+    webpush_key = webpush.announced_key(rt.store, values.experiments)
     doc, page = swagger.answers(rt.build.version, wire.name) if values.get("swagger.enable") else (None, None)
     return Answers(
-        buildinfo=Prebuilt.of(encode(build_info_response(rt))),
+        buildinfo=Prebuilt.of(encode(build_info_response(rt.build, values, rt.deployment_id, webpush_key))),
         deployment_config=Prebuilt.of(encode(values.deployment_config(wire.name))),
         ssh_config=Prebuilt.of(encode(values.ssh_config())),
         experiments=Prebuilt.of(encode(values.experiments)),
@@ -92,3 +93,4 @@ def shutdown(app: Flask) -> None:
     for service in (rt.update_checker, rt.limiter):
         if service is not None:
             service.stop()
+    rt.request_log.close()

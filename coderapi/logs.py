@@ -5,11 +5,14 @@ Sinks (each a file path; empty turns it off): `logging.human` (default `/dev/std
 expressions: when set, debug is on but a debug entry is written only when its logger name or message
 matches one of them (coder's `debugFilterSink`); entries at info and above always pass.
 
-Request lines are written at info (coderd writes them at debug; an operator wants access logs without
-`--verbose`), 5xx at warn. They carry request id, method, path, status, duration, user id and client IP,
-never a header, a cookie or a token: query parameters that may hold a secret are redacted.
+The process's logging (handlers on the `coderapi` logger) is set up by the entry points with
+`configure` / `configure_from_values`. Each app writes its request lines through its own `RequestLog`
+(built from the same options): at info (coderd writes them at debug; an operator wants access logs
+without `--verbose`), 5xx at warn, so every configuration writes them and no filter applies. They carry
+request id, method, path, status, duration, user id and client IP, never a header, a cookie or a
+token: query parameters that may hold a secret are redacted.
 
-The request line goes straight to the configured sinks, rendered by the same formatters, without a
+The request line goes straight to the app's sinks, rendered by the same formatters, without a
 LogRecord and the logger's handler chain: that chain was the costliest single step of a request
 (about 16 of a buildinfo request's 65 us in-process). It is therefore not seen by handlers added to
 the `coderapi.http` logger or its parents by others (pytest's caplog, say); every other entry is.
@@ -22,12 +25,11 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
-
-from flask import request
 
 from coderapi.httpmw import environ as environ_keys
 
@@ -64,39 +66,8 @@ class Entry(NamedTuple):
     error: str = ""  # formatted exception, if any
 
 
-class RequestLine(NamedTuple):
-    """The request line's values (see `log_request`); `query` is "" when the request had none."""
-
-    created: float
-    levelno: int
-    method: str
-    path: str
-    status: int
-    duration_ms: float
-    request_id: str
-    user_id: str
-    client_ip: str
-    query: str
-
-    def entry(self) -> Entry:
-        fields: dict[str, Any] = {
-            "request_id": self.request_id,
-            "method": self.method,
-            "path": self.path,
-            "status": self.status,
-            "duration_ms": self.duration_ms,
-            "user_id": self.user_id,
-            "client_ip": self.client_ip,
-        }
-        if self.query:
-            fields["query"] = self.query
-        message = f"{self.method} {self.path}"
-        return Entry(self.created, self.levelno, REQUEST_LOGGER_NAME, message, fields, __file__, 0, "log_request")
-
-
 class EntryFormatter(logging.Formatter):
-    """A formatter that renders an `Entry`; `format(record)` renders the record's entry, and
-    `render_request` the request line (formatters may render that one faster, to the same text)."""
+    """A formatter that renders an `Entry`; `format(record)` renders the record's entry."""
 
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, FIELDS_ATTR, None)
@@ -117,9 +88,6 @@ class EntryFormatter(logging.Formatter):
     def render(self, entry: Entry) -> str:
         raise NotImplementedError
 
-    def render_request(self, line: RequestLine) -> str:
-        return self.render(line.entry())
-
 
 def _rfc3339(created: float) -> str:
     return (
@@ -131,39 +99,25 @@ class HumanFormatter(EntryFormatter):
     """`2026-01-19 10:00:00.123 [info]  coderapi.http: GET /api/v2/buildinfo  status=200 …` (slog's human
     sink, without colour)."""
 
-    _second = -1
-    _stamp = ""
-
-    def _head(self, created: float, levelno: int, name: str) -> str:
-        # The date part changes once a second; request lines are written far more often than that.
-        second = int(created)
-        if second != self._second:
-            self._stamp = datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S.")
-            self._second = second
-        millis = int((created - second) * 1000)
-        level = _HUMAN_LEVELS.get(levelno) or logging.getLevelName(levelno).lower()
-        return f"{self._stamp}{millis:03d} [{level}]  {name}: "
+    # The date part of the last second rendered: it changes once a second, and request lines are
+    # written far more often than that. One tuple, so threads never pair a second with another's text.
+    _stamp: tuple[int, str] = (-1, "")
 
     def render(self, entry: Entry) -> str:
-        line = self._head(entry.created, entry.levelno, entry.name) + entry.message
+        created = entry.created
+        second = int(created)
+        stamped, stamp = self._stamp
+        if second != stamped:
+            stamp = datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S.")
+            self._stamp = (second, stamp)
+        levelno = entry.levelno
+        level = _HUMAN_LEVELS.get(levelno) or logging.getLevelName(levelno).lower()
+        line = f"{stamp}{int((created - second) * 1000):03d} [{level}]  {entry.name}: {entry.message}"
         if entry.fields:
             line += "  " + _human_fields(entry.fields)
         if entry.error:
             line += "\n" + entry.error
         return line
-
-    def render_request(self, line: RequestLine) -> str:
-        # The same text as render(line.entry()), in one step: this line is written for every request
-        # (tests/test_logs.py compares the two).
-        if line.query:
-            return self.render(line.entry())
-        text = _human_text
-        return (
-            f"{self._head(line.created, line.levelno, REQUEST_LOGGER_NAME)}{line.method} {line.path}  "
-            f"request_id={text(line.request_id)} method={text(line.method)} path={text(line.path)} "
-            f"status={line.status} duration_ms={line.duration_ms} user_id={text(line.user_id)} "
-            f"client_ip={text(line.client_ip)}"
-        )
 
 
 _HUMAN_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error"}
@@ -172,11 +126,11 @@ _NEEDS_QUOTES = re.compile(r'[\s"=]')
 
 def _human_fields(fields: Mapping[str, Any]) -> str:
     """`key=value` pairs; strings quoted (as JSON) only when empty or holding space, `"` or `=`."""
-    return " ".join([f"{k}={_human_text(v) if type(v) is str else _human_value(v)}" for k, v in fields.items()])
-
-
-def _human_text(value: str) -> str:
-    return value if value and _NEEDS_QUOTES.search(value) is None else _human_value(value)
+    # A plain string, the common value, is written without a call: this runs for every request line.
+    plain = _NEEDS_QUOTES.search
+    return " ".join(
+        [f"{k}={v if type(v) is str and v and plain(v) is None else _human_value(v)}" for k, v in fields.items()]
+    )
 
 
 def _human_value(value: Any) -> str:
@@ -261,54 +215,101 @@ class DebugFilter(logging.Filter):
         return any(p.search(record.name) or p.search(msg) for p in self.patterns)
 
 
-class _OwnedHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A sink installed by `configure` (so a later `configure` can take it off again), writing entries
-    rendered by its EntryFormatter. Its file is line-buffered: each line reaches the file as it is
-    written, without a separate flush."""
+class _StdSink:
+    """`/dev/stderr` or `/dev/stdout`: whatever `sys.stderr`/`sys.stdout` is at the time of the line
+    (test runners and gunicorn replace them)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.std_name = _STD_STREAMS[path]
+
+    def __repr__(self) -> str:
+        return f"<log sink {self.path}>"
+
+    def write(self, line: str) -> None:
+        stream = getattr(sys, self.std_name)
+        stream.write(line + "\n")
+        if self.std_name != "stderr":  # stderr is line-buffered; a redirected stdout is not
+            stream.flush()
+
+    def close(self) -> None:
+        pass  # the process's own stream
+
+
+class _FileSink:
+    """A log file, line-buffered: each line reaches the file as it is written, without a flush."""
+
+    def __init__(self, path: str, stream: IO[str]) -> None:
+        self.path = path
+        self.stream = stream
+
+    def __repr__(self) -> str:
+        return f"<log sink {self.path}>"
+
+    def write(self, line: str) -> None:
+        self.stream.write(line + "\n")
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+_Sink = _StdSink | _FileSink
+
+
+def _open_sinks(human: str, json_path: str, stackdriver: str) -> list[tuple[_Sink, EntryFormatter]]:
+    """A sink and its formatter for each path that is set. Raises LogConfigError for a file that cannot
+    be opened (the ones opened before it are closed)."""
+    sinks: list[tuple[_Sink, EntryFormatter]] = []
+    for path, formatter in ((human, HumanFormatter), (json_path, JSONFormatter), (stackdriver, StackdriverFormatter)):
+        if not path:
+            continue
+        try:
+            sinks.append((_open_sink(path), formatter()))
+        except LogConfigError:
+            for sink, _ in sinks:
+                sink.close()
+            raise
+    return sinks
+
+
+def _open_sink(path: str) -> _Sink:
+    if path in _STD_STREAMS:
+        return _StdSink(path)
+    try:
+        stream: IO[str] = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed by the sink)
+    except OSError as err:
+        raise LogConfigError(f"open log file {path!r}: {err.strerror}") from None
+    return _FileSink(path, stream)
+
+
+def _sink_paths(values: Any) -> tuple[str, str, str]:
+    """The human, JSON and Stackdriver sink paths the deployment's options name."""
+    return (
+        values.get("logging.human") or "",
+        values.get("logging.json") or "",
+        values.get("logging.stackdriver") or "",
+    )
+
+
+class _SinkHandler(logging.Handler):
+    """A handler `configure` installed (so a later `configure` takes it off again), writing to its sink."""
+
+    def __init__(self, sink: _Sink, formatter: EntryFormatter) -> None:
+        super().__init__()
+        self.sink = sink
+        self.setFormatter(formatter)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.write_line(self.format(record))
+            self.sink.write(self.format(record))
         except RecursionError:
             raise
         except Exception:  # noqa: BLE001 (logging's own contract: report, never raise)
             self.handleError(record)
 
-    def write_request(self, request_line: RequestLine) -> None:
-        """Write the request line, which does not come through a logger."""
-        formatter: EntryFormatter = self.formatter  # type: ignore[assignment]
-        line = formatter.render_request(request_line)
-        with self.lock:  # type: ignore[union-attr]
-            self.write_line(line)
-
-    def write_line(self, line: str) -> None:
-        self.stream.write(line + "\n")
-
-
-class _StdHandler(_OwnedHandler):
-    """Writes to whatever `sys.stderr`/`sys.stdout` is at the time of the entry (test runners and
-    gunicorn replace them)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(getattr(sys, name))
-        self.std_name = name
-
-    def write_line(self, line: str) -> None:
-        self.stream = getattr(sys, self.std_name)
-        self.stream.write(line + "\n")
-        if self.std_name != "stderr":  # stderr is line-buffered; a redirected stdout is not
-            self.stream.flush()
-
-
-def _stream_handler(path: str) -> _OwnedHandler:
-    std = _STD_STREAMS.get(path)
-    if std is not None:
-        return _StdHandler(std)
-    try:
-        stream: IO[str] = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed by the handler)
-    except OSError as err:
-        raise LogConfigError(f"open log file {path!r}: {err.strerror}") from None
-    return _OwnedHandler(stream)
+    def close(self) -> None:
+        super().close()
+        self.sink.close()
 
 
 def compile_filters(patterns: Iterable[str]) -> list[re.Pattern[str]]:
@@ -333,51 +334,28 @@ def configure(
 
     Raises LogConfigError for a bad filter expression or a file that cannot be opened."""
     patterns = compile_filters(log_filter)
-    handlers: list[_OwnedHandler] = []
-    try:
-        for path, formatter in (
-            (human, HumanFormatter()),
-            (json_path, JSONFormatter()),
-            (stackdriver, StackdriverFormatter()),
-        ):
-            if not path:
-                continue
-            handler = _stream_handler(path)
-            handler.setFormatter(formatter)
-            if patterns:
-                handler.addFilter(DebugFilter(patterns))
-            handlers.append(handler)
-    except LogConfigError:
-        for h in handlers:
-            _close(h)
-        raise
+    handlers = [_SinkHandler(sink, formatter) for sink, formatter in _open_sinks(human, json_path, stackdriver)]
+    if patterns:
+        for handler in handlers:
+            handler.addFilter(DebugFilter(patterns))
     logger = logging.getLogger(LOGGER_NAME)
     for old in list(logger.handlers):
-        if isinstance(old, _OwnedHandler):
+        if isinstance(old, _SinkHandler):
             logger.removeHandler(old)
-            _close(old)
-    for h in handlers:
-        logger.addHandler(h)
+            old.close()
+    for handler in handlers:
+        logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose or patterns else logging.INFO)
-    global _request_sinks
-    _request_sinks = tuple(handlers)
     return logger
-
-
-def _close(handler: logging.Handler) -> None:
-    handler.close()
-    if not isinstance(handler, _StdHandler):
-        stream = getattr(handler, "stream", None)
-        if stream is not None:
-            stream.close()
 
 
 def configure_from_values(values: Any) -> logging.Logger:
     """`configure` with the deployment's options (`logging.*`, `verbose`, `logging.log_filter`)."""
+    human, json_path, stackdriver = _sink_paths(values)
     return configure(
-        human=values.get("logging.human") or "",
-        json_path=values.get("logging.json") or "",
-        stackdriver=values.get("logging.stackdriver") or "",
+        human=human,
+        json_path=json_path,
+        stackdriver=stackdriver,
         verbose=bool(values.get("verbose")),
         log_filter=list(values.get("logging.log_filter") or ()),
     )
@@ -391,48 +369,62 @@ def scrub_query(query: str) -> str:
     return urlencode([(k, REDACTED if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs])
 
 
-def request_duration() -> float:
-    """Seconds since the current request arrived; 0 when the root middleware is not installed."""
-    start = request.environ.get(environ_keys.START)
-    return time.perf_counter() - start if start is not None else 0.0
-
-
 def _wsgi_text(raw: str) -> str:
     # WSGI strings carry the request's bytes as latin-1; paths are UTF-8 on the wire.
     return raw if raw.isascii() else raw.encode("latin-1").decode("utf-8", "replace")
 
 
-def log_request(environ: dict[str, Any], status: int) -> None:
-    """The request's line, written by the root middleware once the app has answered `status`: request
-    id, method, path as sent, status, duration, user id, client IP, and the query with credentials
-    redacted."""
-    level = logging.WARNING if status >= 500 else logging.INFO
-    if not _REQUEST_LOGGER.isEnabledFor(level):
-        return
+def request_entry(environ: Mapping[str, Any], status: int) -> Entry:
+    """The log entry of a request the app answered with `status`: request id, method, path as sent,
+    status, duration, user id, client IP, and the query with credentials redacted."""
+    created = time.time()
     start = environ.get(environ_keys.START)
     method = environ.get("REQUEST_METHOD", "")
     path = _wsgi_text(environ.get(environ_keys.RAW_PATH) or environ.get("PATH_INFO") or "/")
     user = environ.get(environ_keys.USER)
+    fields: dict[str, Any] = {
+        "request_id": environ.get(environ_keys.REQUEST_ID, ""),
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round((time.perf_counter() - start) * 1000, 3) if start is not None else 0.0,
+        "user_id": str(user.id) if user is not None else "",
+        "client_ip": environ.get(environ_keys.CLIENT_IP) or environ.get("REMOTE_ADDR", ""),
+    }
     query = environ.get("QUERY_STRING", "")
-    line = RequestLine(
-        time.time(),
-        level,
-        method,
-        path,
-        status,
-        round((time.perf_counter() - start) * 1000, 3) if start is not None else 0.0,
-        environ.get(environ_keys.REQUEST_ID, ""),
-        str(user.id) if user is not None else "",
-        environ.get(environ_keys.CLIENT_IP) or environ.get("REMOTE_ADDR", ""),
-        scrub_query(_wsgi_text(query)) if query else "",
-    )
-    for sink in _request_sinks:
-        try:
-            sink.write_request(line)
-        except Exception:  # noqa: BLE001 (a failing sink must not fail the request)
-            sys.stderr.write(f"coderapi: cannot write the request log line to {sink!r}\n")
+    if query:
+        scrubbed = scrub_query(_wsgi_text(query))
+        if scrubbed:
+            fields["query"] = scrubbed
+    level = logging.WARNING if status >= 500 else logging.INFO
+    return Entry(created, level, REQUEST_LOGGER_NAME, f"{method} {path}", fields, __file__, 0, "log_request")
 
 
-_REQUEST_LOGGER = logging.getLogger(REQUEST_LOGGER_NAME)
-# The sinks `configure` installed, in the order it installed them.
-_request_sinks: tuple[_OwnedHandler, ...] = ()
+class RequestLog:
+    """One app's request lines, written to sinks of its own (another app in the process has others)."""
+
+    def __init__(self, sinks: Sequence[tuple[_Sink, EntryFormatter]]) -> None:
+        self.sinks = tuple((sink, formatter, threading.Lock()) for sink, formatter in sinks)
+
+    @classmethod
+    def from_values(cls, values: Any) -> RequestLog:
+        """The sinks the deployment's `logging.*` options name. Raises LogConfigError for a file that
+        cannot be opened."""
+        return cls(_open_sinks(*_sink_paths(values)))
+
+    def __call__(self, environ: Mapping[str, Any], status: int) -> None:
+        """Write the line of a request the app answered with `status` (called by the root middleware)."""
+        entry = request_entry(environ, status)
+        for sink, formatter, lock in self.sinks:
+            try:
+                line = formatter.render(entry)
+                with lock:
+                    sink.write(line)
+            except Exception:  # noqa: BLE001 (a failing sink must not fail the request)
+                sys.stderr.write(f"coderapi: cannot write the request log line to {sink!r}\n")
+
+    def close(self) -> None:
+        """Close the sinks' files."""
+        for sink, _, lock in self.sinks:
+            with lock:
+                sink.close()

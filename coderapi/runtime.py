@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from coderapi.httpapi import Prebuilt
     from coderapi.httpmw.apikey import AuthConfig
     from coderapi.httpmw.ratelimit import RateLimiter
+    from coderapi.logs import RequestLog
     from coderapi.sdk.wireform import WireForm
     from coderapi.services.statscache import DeploymentStatsCache
     from coderapi.services.updatecheck import UpdateChecker
@@ -45,6 +46,7 @@ class Runtime:
     wire: WireForm  # the wire form every body is written in
     auth: AuthConfig  # what the token check reads from the options
     limiter: RateLimiter | None  # None with rate limiting off
+    request_log: RequestLog  # the request lines' sinks, this app's own
     # Set by `create_app` once the runtime exists (the build info names the deployment).
     answers: Answers = field(init=False)
     # Background services, started last, on a complete app.

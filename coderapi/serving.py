@@ -467,9 +467,12 @@ class ServerApplication(BaseApplication):  # type: ignore[misc]
         from gunicorn.arbiter import Arbiter
         from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+        from coderapi import logs
         from coderapi.app import create_app
         from coderapi.database.engine import error_line, is_refusal
 
+        # The worker's logging from the values it serves (new ones after SIGHUP), as the master's.
+        logs.configure_from_values(self.values)
         deadline = time.monotonic() + BOOT_DATABASE_WAIT
         while True:
             try:

@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
-from coderapi import apikey
+from coderapi import apikey, logs
 from coderapi.app import create_app, shutdown
 from coderapi.config import DeploymentValues, load
 from coderapi.config.settings import WIRE_FORMATS, Settings
@@ -116,8 +116,11 @@ def make_app(store: Store, settings: Settings, make_values: MakeValues) -> Itera
         env: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> Flask:
+        values = values if values is not None else make_values(argv, env)
+        # What the entry points do before they build an app.
+        logs.configure_from_values(values)
         app = create_app(
-            values if values is not None else make_values(argv, env),
+            values,
             kwargs.pop("store", store),
             kwargs.pop("settings", settings),
         )

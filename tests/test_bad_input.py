@@ -20,6 +20,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from coderapi import logs
 from coderapi.app import create_app, shutdown
 from coderapi.config.settings import Settings
 from coderapi.database import Store
@@ -203,7 +204,9 @@ def test_conflicting_sources(client: FlaskClient, member_token: str, sources: di
 @pytest.fixture
 def csp_app(sqlite_store: Store, settings: Settings, make_values: MakeValues) -> Iterator[Flask]:
     """An app on SQLite with debug logging on (reports are logged field by field at debug level)."""
-    app = create_app(make_values(["--verbose"]), sqlite_store, settings)
+    values = make_values(["--verbose"])
+    logs.configure_from_values(values)
+    app = create_app(values, sqlite_store, settings)
     app.config["TESTING"] = True
     yield app
     shutdown(app)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import logging
+import os
 import pathlib
+import re
+import time
+import types
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -12,7 +18,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coderapi import logs
-from tests.conftest import MakeApp
+from coderapi.app import create_app, shutdown
+from coderapi.config.settings import Settings
+from coderapi.database import Store
+from coderapi.httpmw import environ as environ_keys
+from tests.conftest import MakeApp, MakeValues
 
 
 @pytest.fixture(autouse=True)
@@ -160,8 +170,53 @@ def test_reconfigure_closes_earlier_files(tmp_path: pathlib.Path) -> None:
     logging.getLogger("coderapi").info("two")
     assert _entries(first) == ["one"]
     assert _entries(second) == ["two"]
-    owned = [h for h in logging.getLogger("coderapi").handlers if isinstance(h, logs._OwnedHandler)]
-    assert len(owned) == 1
+    assert open_files() & {first, second} == {second}
+
+
+def open_files() -> set[pathlib.Path]:
+    """The files this process holds open."""
+    found = set()
+    for fd in pathlib.Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile (the listing's own, another thread's)
+            found.add(pathlib.Path(os.readlink(fd)))
+    return found
+
+
+def test_two_apps_write_their_own_request_lines(make_app: MakeApp, tmp_path: pathlib.Path) -> None:
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    first = make_app(argv=["--log-json", str(one), "--log-human", ""])
+    second = make_app(argv=["--log-json", str(two), "--log-human", ""])
+    assert first.test_client().get("/api/v2/buildinfo").status_code == 200
+    assert second.test_client().get("/api/v2/nope").status_code == 404
+    assert first.test_client().get("/api/v2/").status_code == 200
+    assert [e["msg"] for e in request_lines(one)] == ["GET /api/v2/buildinfo", "GET /api/v2/"]
+    assert [e["msg"] for e in request_lines(two)] == ["GET /api/v2/nope"]
+
+
+def test_shutdown_closes_the_request_log(make_app: MakeApp, tmp_path: pathlib.Path) -> None:
+    log = tmp_path / "requests.json"
+    app = make_app(argv=["--log-json", str(log), "--log-human", ""])
+    logs.configure(human="")  # the process's own sinks elsewhere: only the app holds the file
+    assert log in open_files()
+    shutdown(app)
+    assert log not in open_files()
+
+
+def test_create_app_leaves_the_process_logging_alone(
+    sqlite_store: Store, settings: Settings, make_values: MakeValues, tmp_path: pathlib.Path
+) -> None:
+    process, requests = tmp_path / "process.json", tmp_path / "requests.json"
+    logs.configure(human="", json_path=str(process))
+    app = create_app(make_values(["--log-json", str(requests), "--log-human", "", "--verbose"]), sqlite_store, settings)
+    try:
+        assert app.test_client().get("/api/v2/buildinfo").status_code == 200
+        logging.getLogger("coderapi.x").debug("hidden")
+        logging.getLogger("coderapi.x").info("shown")
+    finally:
+        shutdown(app)
+    assert _entries(process) == ["shown"]
+    assert [e["msg"] for e in request_lines(requests)] == ["GET /api/v2/buildinfo"]
+    assert not [e for e in read_json_lines(requests) if e["msg"] in ("hidden", "shown")]
 
 
 @pytest.mark.parametrize(
@@ -190,22 +245,45 @@ def test_exceptions_are_in_the_json_entry(tmp_path: pathlib.Path) -> None:
     assert "ValueError: kaput" in entry["fields"]["error"]  # type: ignore[index]
 
 
+NEEDS_QUOTES = re.compile(r'[\s"=]')
+
+
+def human_text(value: str) -> str:
+    return value if value and not NEEDS_QUOTES.search(value) else json.dumps(value, ensure_ascii=False)
+
+
 @given(
     method=st.text(max_size=8),
-    path=st.text(max_size=30),
+    path=st.text(min_size=1, max_size=30),
     status=st.integers(100, 599),
-    duration=st.floats(0, 1e6, allow_nan=False),
     request_id=st.text(max_size=40),
     user_id=st.text(max_size=40),
     client_ip=st.text(max_size=40),
     query=st.sampled_from(["", "a=1", "coder_session_token=REDACTED"]),
 )
-def test_human_request_line_is_the_generic_rendering(
-    method: str, path: str, status: int, duration: float, request_id: str, user_id: str, client_ip: str, query: str
+def test_human_request_line_reads_as_ever(
+    method: str, path: str, status: int, request_id: str, user_id: str, client_ip: str, query: str
 ) -> None:
-    """HumanFormatter renders the request line in one step; it must be the text the generic path gives."""
-    line = logs.RequestLine(
-        1_764_403_200.5, logging.INFO, method, path, status, duration, request_id, user_id, client_ip, query
+    """The human sink's request line, byte for byte."""
+    environ = {
+        "REQUEST_METHOD": method,
+        environ_keys.RAW_PATH: path.encode().decode("latin-1"),
+        "QUERY_STRING": query,
+        environ_keys.START: time.perf_counter(),
+        environ_keys.REQUEST_ID: request_id,
+        environ_keys.USER: types.SimpleNamespace(id=user_id) if user_id else None,
+        environ_keys.CLIENT_IP: client_ip,
+    }
+    entry = logs.request_entry(environ, status)
+    assert entry.fields is not None
+    when = datetime.datetime.fromtimestamp(entry.created, datetime.UTC)
+    level = "warn" if status >= 500 else "info"
+    expected = (
+        f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond // 1000:03d} [{level}]  coderapi.http: {method} {path}  "
+        f"request_id={human_text(request_id)} method={human_text(method)} path={human_text(path)} "
+        f"status={status} duration_ms={entry.fields['duration_ms']} user_id={human_text(user_id)} "
+        f"client_ip={human_text(client_ip)}"
     )
-    formatter = logs.HumanFormatter()
-    assert formatter.render_request(line) == formatter.render(line.entry())
+    if query:
+        expected += f" query={human_text(query)}"
+    assert logs.HumanFormatter().render(entry) == expected

@@ -234,14 +234,18 @@ def test_thread_retries_until_it_succeeds(store: Store, caplog: pytest.LogCaptur
 
 def test_start_is_idempotent_and_stop_ends_the_thread(store: Store) -> None:
     cache = DeploymentStatsCache(store, INTERVAL, usage=False)
+    before = set(threading.enumerate())
+
+    def started() -> set[threading.Thread]:
+        return {t for t in set(threading.enumerate()) - before if t.name == cache.thread_name}
+
     cache.start()
-    thread = cache._thread
+    (thread,) = started()
     cache.start()
-    cache.ensure_running()
-    assert cache._thread is thread
+    assert started() == {thread}
     cache.stop()
     assert not cache.running
-    assert thread is not None and not thread.is_alive()
+    assert not thread.is_alive()
 
 
 def test_small_clock_skew_between_nodes_still_shares(store: Store) -> None:

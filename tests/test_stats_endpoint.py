@@ -8,6 +8,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import jsonschema
 import pytest
@@ -116,8 +117,6 @@ def test_still_processing_until_the_first_value(make_app: MakeApp, store: Store,
     rt: Runtime = app.extensions[EXTENSION_KEY]
     rt.stats.stop()
     pending = DeploymentStatsCache(store, dt.timedelta(seconds=30), usage=False)
-    # Marked as running in this process, so the handler does not start it.
-    pending._pid = os.getpid()
     rt.stats = pending
     resp = app.test_client().get(PATH, headers=auth(owner_token))
     assert resp.status_code == 400
@@ -147,13 +146,32 @@ def test_shutdown_stops_the_services(make_app: MakeApp) -> None:
     assert not cache.running
 
 
+class ParentOnlyStore:
+    """The store for the test's own process; in a forked child every use waits forever, so the child
+    never touches connections it shares with the parent."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.pid = os.getpid()
+
+    def __getattr__(self, name: str) -> Any:
+        if os.getpid() != self.pid:
+            threading.Event().wait()
+        return getattr(self.store, name)
+
+
+# Python 3.12 warns about forking a process with threads; gunicorn's workers are forked so, too.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_restarts_after_fork(make_app: MakeApp, auth: Auth, owner_token: str) -> None:
     app = make_app()
     cache = cache_of(app)
     wait_first_value(app)
-    cache.stop()
-    # What a forked worker sees: state copied from a parent whose thread it does not have.
-    cache._pid = -1
+    cache.store = ParentOnlyStore(cache.store)  # type: ignore[assignment]
+    pid = os.fork()
+    if pid == 0:  # the child: a forked worker, whose copy of the parent's thread never runs
+        os._exit(0 if cache.running and cache.thread_name in {t.name for t in threading.enumerate()} else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
     resp = app.test_client().get(PATH, headers=auth(owner_token))
     assert resp.status_code == 200
     assert cache.running

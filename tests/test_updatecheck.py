@@ -199,7 +199,8 @@ def test_unreadable_stored_result_is_500(make_app: MakeApp, store: Store, settin
     app = make_app(env=ENABLED, settings=replace(settings, update_check_url=CLOSED_FEED_URL))
     settled(app)
     store.upsert_site_config(LAST_UPDATE_CHECK_KEY, "{not json")
-    checker_of(app)._cached = None
+    with pytest.raises(ValueError, match="unmarshal last update check"):
+        checker_of(app).read()
     status, body = get_update_check(app)
     assert status == 500
     got = json.loads(body)
@@ -236,9 +237,9 @@ def test_one_check_per_interval_across_workers(store: Store, feed: FakeFeed) -> 
     for w in workers:
         w.tick()
     assert feed.requests == 2
-    workers[2]._cached = None
-    result = workers[2].latest()
+    result = workers[2].read()
     assert result is not None and result.version == "v100.0.0"
+    assert workers[2].latest() == result
 
 
 def test_a_failed_check_waits_a_day(store: Store, feed: FakeFeed) -> None:

@@ -20,7 +20,7 @@ from flask import Flask, request
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import Map, MapAdapter
 
-from coderapi import logs, metrics
+from coderapi import metrics
 from coderapi.httpapi import handlers
 from coderapi.httpmw import apikey, ratelimit, root
 from coderapi.httpmw.cors import CORS
@@ -75,7 +75,7 @@ def mount(app: Flask, rt: Runtime) -> None:
             build_version=rt.build.version,
             realip=RealIPConfig.parse(values.get("proxy_trusted_origins"), values.get("proxy_trusted_headers")),
             cors=CORS(allow_all=bool(values.get("dangerous.allow_all_cors"))),
-            log_request=logs.log_request,
+            log_request=rt.request_log,
             metrics=m,
         )
     )

@@ -36,7 +36,6 @@ def deployment_stats() -> Response:
     only. Aborts: 403; 400 before the first computation has finished."""
     authorize("read", "deployment_stats")
     cache = runtime().stats
-    cache.ensure_running()
     body = cache.body()
     if body is None:
         raise APIError(400, DEPLOYMENT_STATS_PROCESSING)

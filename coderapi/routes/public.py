@@ -34,7 +34,6 @@ def update_check() -> Response:
     checker = rt.update_checker
     latest = None
     if checker is not None:
-        checker.ensure_running()
         try:
             latest = checker.latest()
         except ValueError as err:

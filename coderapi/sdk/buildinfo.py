@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from marshmallow import Schema, fields
 
-from coderapi.buildinfo import AGENT_API_VERSION, PROVISIONER_API_VERSION
-
-if TYPE_CHECKING:
-    from coderapi.runtime import Runtime
+from coderapi.buildinfo import AGENT_API_VERSION, PROVISIONER_API_VERSION, Build
 
 
 class BuildInfoResponse(Schema):
@@ -48,23 +45,20 @@ def dashboard_url(values: Any) -> str:
     return f"{scheme}://{address}"
 
 
-def build_info_response(rt: Runtime) -> dict[str, Any]:
+def build_info_response(build: Build, values: Any, deployment_id: str, webpush_public_key: str) -> dict[str, Any]:
     """The body of GET /buildinfo, computed once at startup as coderd does."""
-    values = rt.values
-    from coderapi.services.webpush import public_key
-
     body: dict[str, Any] = build_info_schema.dump(
         {
-            "external_url": rt.build.external_url,
-            "version": rt.build.version,
+            "external_url": build.external_url,
+            "version": build.version,
             "dashboard_url": dashboard_url(values),
             "telemetry": bool(values.get("telemetry.enable")),
             "workspace_proxy": False,
             "agent_api_version": AGENT_API_VERSION,
             "provisioner_api_version": PROVISIONER_API_VERSION,
             "upgrade_message": values.get("cli_upgrade_message"),
-            "deployment_id": rt.deployment_id,
-            "webpush_public_key": public_key(rt.store) if "web-push" in values.experiments else "",
+            "deployment_id": deployment_id,
+            "webpush_public_key": webpush_public_key,
         }
     )
     return body

@@ -134,11 +134,16 @@ def _aware(text: str) -> dt.datetime:
 class DeploymentStatsCache(BackgroundLoop):
     """Holds the latest deployment stats and their encoded response body.
 
-    `start()` runs the refresh loop in a daemon thread of the calling process; `ensure_running()`
-    restarts it in a forked child, where the parent's thread does not exist. `stop()` ends it.
+    `start()` runs the refresh loop in a daemon thread of the calling process (again in a forked
+    child), `stop()` ends it.
     """
 
     thread_name = "deployment-stats"
+    log = log
+    failure = REFRESH_FAILED
+    retry_first = RETRY_FIRST
+    retry_max = RETRY_MAX
+    stop_wait = 10.0
 
     def __init__(
         self,
@@ -233,21 +238,6 @@ class DeploymentStatsCache(BackgroundLoop):
         # Readers see either the old pair or the new one: the body is what they send.
         self._body = body
         self._snapshot = snapshot
-
-    # The background thread.
-
-    def _run(self) -> None:
-        stop = self._stop
-        backoff = RETRY_FIRST
-        while not stop.is_set():
-            try:
-                delay = self.tick()
-                backoff = RETRY_FIRST
-            # The loop must outlive any failure (database down, bad data): coderd retries every error.
-            except Exception:
-                log.error(REFRESH_FAILED, exc_info=True)
-                delay, backoff = backoff, min(backoff * 2, RETRY_MAX)
-            stop.wait(delay)
 
 
 def from_runtime(rt: Runtime, on_refresh: Callable[[float], None] | None = None) -> DeploymentStatsCache:

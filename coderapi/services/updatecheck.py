@@ -12,7 +12,6 @@ import datetime as dt
 import ipaddress
 import json
 import logging
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -137,11 +136,15 @@ def _is_loopback(host: str) -> bool:
 class UpdateChecker(BackgroundLoop):
     """Checks the release feed in a daemon thread and reads the shared result for the endpoint.
 
-    `start()` runs the loop in the calling process, `ensure_running()` restarts it after a fork,
-    `stop()` ends it. `settled` is set once the first step has finished, whatever its outcome.
+    `start()` runs the loop in the calling process (again in a forked child), `stop()` ends it.
     """
 
     thread_name = "update-check"
+    log = log
+    failure = CHECK_FAILED
+    retry_first = 1.0
+    retry_max = 300.0
+    stop_wait = 5.0  # a feed request in flight is abandoned (the thread is a daemon)
 
     def __init__(
         self,
@@ -163,7 +166,6 @@ class UpdateChecker(BackgroundLoop):
         self.timeout = timeout
         self.clock = clock
         self.checks = 0  # feed requests this checker made
-        self.settled = threading.Event()
         self._cached: tuple[float, UpdateCheckResult | None] | None = None
         # The last result read from the database, kept through database outages (None: never read).
         self._last_read: tuple[UpdateCheckResult | None] | None = None
@@ -177,6 +179,12 @@ class UpdateChecker(BackgroundLoop):
         cached = self._cached
         if cached is not None and time.monotonic() - cached[0] < READ_CACHE_SECONDS:
             return cached[1]
+        return self.read()
+
+    def read(self) -> UpdateCheckResult | None:
+        """The stored result read now, as `latest()` answers it (and keeps answering it for a few
+        seconds). Raises ValueError for a stored value that does not parse."""
+        self._cached = None
         try:
             text = self.store.get_site_config(LAST_UPDATE_CHECK_KEY)
         except SQLAlchemyError as err:
@@ -192,9 +200,8 @@ class UpdateChecker(BackgroundLoop):
         worker has tried within it. Returns the seconds until the next step. Raises the database's
         errors; the feed's are logged."""
         now = self.clock()
-        self._cached = None
         try:
-            last = self.latest()
+            last = self.read()
         except ValueError:
             last = None
         if last is not None and now - last.checked < self.interval:
@@ -232,26 +239,6 @@ class UpdateChecker(BackgroundLoop):
                     }
                 },
             )
-
-    # The background thread.
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """End the loop; a feed request in flight is abandoned (the thread is a daemon)."""
-        super().stop(timeout)
-
-    def _run(self) -> None:
-        stop = self._stop
-        backoff = 1.0
-        while not stop.is_set():
-            try:
-                delay = self.tick()
-                backoff = 1.0
-            # The checker must outlive database outages; it tries again with backoff.
-            except Exception:
-                log.error(CHECK_FAILED, exc_info=True)
-                delay, backoff = backoff, min(backoff * 2, 300.0)
-            self.settled.set()
-            stop.wait(delay)
 
 
 def release_version(build_version: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,6 +24,11 @@ def public_key(store: Store) -> str:
     private = key.private_numbers().private_value.to_bytes(32, "big")
     stored = store.ensure_site_configs({PUBLIC_KEY: _b64(point), PRIVATE_KEY: _b64(private)})
     return stored[PUBLIC_KEY]
+
+
+def announced_key(store: Store, experiments: Iterable[str]) -> str:
+    """The public key /buildinfo announces: the deployment's with the `web-push` experiment, else ""."""
+    return public_key(store) if "web-push" in experiments else ""
 
 
 def _b64(data: bytes) -> str:
