@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from flask import request
 
+from coderapi.goformat import rfc3339_micro
 from coderapi.httpmw import environ as environ_keys
 
 LOGGER_NAME = "coderapi"
@@ -121,12 +122,6 @@ class EntryFormatter(logging.Formatter):
         return self.render(line.entry())
 
 
-def _rfc3339(created: float) -> str:
-    return (
-        datetime.datetime.fromtimestamp(created, datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    )
-
-
 class HumanFormatter(EntryFormatter):
     """`2026-01-19 10:00:00.123 [info]  coderapi.http: GET /api/v2/buildinfo  status=200 …` (slog's human
     sink, without colour)."""
@@ -203,7 +198,7 @@ class JSONFormatter(EntryFormatter):
 
     def render(self, entry: Entry) -> str:
         out: dict[str, Any] = {
-            "ts": _rfc3339(entry.created),
+            "ts": rfc3339_micro(entry.created),
             "level": _slog_level(entry.levelno),
             "msg": entry.message,
             "caller": f"{entry.pathname}:{entry.lineno}",
@@ -223,7 +218,7 @@ class StackdriverFormatter(EntryFormatter):
         out: dict[str, Any] = {
             "severity": "WARNING" if entry.levelno == logging.WARNING else _slog_level(entry.levelno),
             "message": entry.message,
-            "timestamp": _rfc3339(entry.created),
+            "timestamp": rfc3339_micro(entry.created),
             "logging.googleapis.com/sourceLocation": {
                 "file": entry.pathname,
                 "line": str(entry.lineno),

@@ -17,8 +17,8 @@ from coderapi import apikey, config
 from coderapi.cli.context import StoreGroup, load_values, open_store
 from coderapi.cli.options import fail
 from coderapi.cli.users import find_user
-from coderapi.config.values import format_duration
 from coderapi.database.apikeys import DuplicateTokenNameError
+from coderapi.goformat import format_duration
 from coderapi.sdk.users import api_key_schema
 
 TOKEN_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,31}")

@@ -7,6 +7,5 @@ values.source("Access URL")           # "flag" | "env" | "yaml" | "default" | ""
 
 from coderapi.config.docs import help_text, write_config_yaml
 from coderapi.config.loader import ConfigError, DeploymentValues, load
-from coderapi.config.values import URL, HostPort
 
-__all__ = ["URL", "ConfigError", "DeploymentValues", "HostPort", "help_text", "load", "write_config_yaml"]
+__all__ = ["ConfigError", "DeploymentValues", "help_text", "load", "write_config_yaml"]

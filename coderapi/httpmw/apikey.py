@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from coderapi import apikey
 from coderapi.database.apikeys import APIKey
 from coderapi.database.users import STATUS_ACTIVE, User, now
-from coderapi.goquote import quote
+from coderapi.goformat import quote
 from coderapi.httpapi import APIError
 from coderapi.httpmw import environ as keys
 from coderapi.httpmw.realip import client_ip

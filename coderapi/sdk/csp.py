@@ -12,7 +12,7 @@ import re
 import string
 from typing import Any
 
-from coderapi.goquote import quote_rune
+from coderapi.goformat import quote_rune
 
 CSP_REPORT_KEY = "csp-report"
 MAX_NESTING_DEPTH = 10000  # Go's encoding/json scanner limit

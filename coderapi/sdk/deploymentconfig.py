@@ -12,9 +12,8 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
-from coderapi.config import values as kinds
-from coderapi.config.loader import OPTIONS_BY_FIELD
-from coderapi.config.options import CODERD_KEYS, CONFIG_FIELDS
+from coderapi.config import kinds
+from coderapi.config.options import CODERD_KEYS, CONFIG_FIELDS, OPTIONS_BY_FIELD
 from coderapi.config.settings import WIRE_FORMAT_CODERD, WIRE_FORMAT_REFERENCE
 from coderapi.config.wire import FIXED_FIELDS
 

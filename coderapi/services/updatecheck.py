@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from coderapi import semver
 from coderapi.database import Store
-from coderapi.sdk.stats import rfc3339
+from coderapi.goformat import rfc3339
 from coderapi.services.loop import BackgroundLoop
 
 if TYPE_CHECKING:
