@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from coderapi.config.effective import effective
 from coderapi.config.experiments import read_experiments
 from coderapi.config.gotext import parse_bool, write_csv_record
 from coderapi.config.options import (
@@ -60,7 +61,7 @@ class DeploymentValues:
     `/deployment/config` and `/deployment/ssh` bodies are computed once.
     """
 
-    __slots__ = ("_bodies", "_defaults", "_env_providers", "_sources", "_ssh", "_values", "experiments")
+    __slots__ = ("_bodies", "_defaults", "_env_providers", "_sources", "_ssh", "_values", "effective", "experiments")
 
     def __init__(
         self,
@@ -80,6 +81,8 @@ class DeploymentValues:
         self._bodies: dict[str, dict[str, Any]] = {}
         #: coderd.ReadExperiments: lower-cased, `*` expanded to the safe list, order kept.
         self.experiments = experiments
+        #: The options that take effect, typed (`effective.tls.enable` is `get("tls.enable")`).
+        self.effective = effective(values.__getitem__)
 
     def get(self, field: str) -> Any:
         """The value at a `config` path, e.g. `rate_limit.api`, `config_ssh.deploymentName`."""
