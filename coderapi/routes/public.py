@@ -42,6 +42,6 @@ def update_check() -> Response:
     if latest is None:
         body = {"current": True, "version": rt.build.version, "url": rt.build.external_url}
     else:
-        current = semver.compare(rt.build.release_version, latest.version) >= 0
+        current = semver.compare(semver.release_version(rt.build.version), latest.version) >= 0
         body = {"current": current, "version": latest.version, "url": latest.url}
     return write(200, body, update_check_schema)
