@@ -51,11 +51,21 @@ def rfc3339(at: dt.datetime) -> str:
     zeros and left out when zero. Raises ValueError for a naive datetime."""
     if at.tzinfo is None:
         raise ValueError("naive datetime")
+    return _utc_text(at, "T") + "Z"
+
+
+def go_time_string(at: dt.datetime) -> str:
+    """Go's `time.Time.String()` for a UTC time: `2026-01-19 08:50:57.123456 +0000 UTC`."""
+    return _utc_text(at, " ") + " +0000 UTC"
+
+
+def _utc_text(at: dt.datetime, sep: str) -> str:
+    """Date, `sep` and time of day in UTC, fractional seconds without trailing zeros, left out when zero."""
     at = at.astimezone(dt.UTC)
-    text = at.strftime("%Y-%m-%dT%H:%M:%S")
+    text = at.strftime(f"%Y-%m-%d{sep}%H:%M:%S")
     if at.microsecond:
         text += "." + f"{at.microsecond:06d}".rstrip("0")
-    return text + "Z"
+    return text
 
 
 def rfc3339_micro(created: float) -> str:
