@@ -1,22 +1,28 @@
 """The options that take effect in coderapi, typed: `values.effective.tls.enable` reads what
 `values.get("tls.enable")` returns, with a type that "go to definition" and mypy see.
 
-Groups follow the paths' dots, except `pg` and `proxy`, which group Coder's flat `pg_*` and
-`proxy_trusted_*` fields; `effective()` names each path once. Durations are `int` nanoseconds, as the
-Duration kind holds them. Built once when the configuration is loaded, like the values it reads.
+A leaf's `config` path is its group's PREFIX and its name (`tls.` + `cert_file`; `pg_` + `connection_url`
+for Coder's flat `pg_*` fields, `proxy_` + `trusted_origins` likewise); top-level leaves are their own
+path. Durations are `int` nanoseconds, as the Duration kind holds them. Built once when the
+configuration is loaded, like the values it reads.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from coderapi.config.urls import URL, HostPort
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TLS:
+    PREFIX: ClassVar[str] = "tls."
+
     enable: bool
     address: HostPort
     cert_file: list[str]
@@ -28,12 +34,16 @@ class TLS:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Prometheus:
+    PREFIX: ClassVar[str] = "prometheus."
+
     enable: bool
     address: HostPort
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Logging:
+    PREFIX: ClassVar[str] = "logging."
+
     human: str
     json: str
     stackdriver: str
@@ -42,18 +52,24 @@ class Logging:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RateLimit:
+    PREFIX: ClassVar[str] = "rate_limit."
+
     api: int
     disable_all: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Proxy:
+    PREFIX: ClassVar[str] = "proxy_"
+
     trusted_headers: list[str]
     trusted_origins: list[str]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SessionLifetime:
+    PREFIX: ClassVar[str] = "session_lifetime."
+
     disable_expiry_refresh: bool
     default_token_lifetime: int
     max_token_lifetime: int
@@ -62,22 +78,30 @@ class SessionLifetime:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Postgres:
+    PREFIX: ClassVar[str] = "pg_"
+
     connection_url: str
     conn_max_open: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Swagger:
+    PREFIX: ClassVar[str] = "swagger."
+
     enable: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Telemetry:
+    PREFIX: ClassVar[str] = "telemetry."
+
     enable: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Dangerous:
+    PREFIX: ClassVar[str] = "dangerous."
+
     allow_all_cors: bool
 
 
@@ -106,42 +130,15 @@ class Effective:
 
 
 def effective(get: Callable[[str], Any]) -> Effective:
-    """The options that take effect, each read by `get(config_path)`."""
-    return Effective(
-        access_url=get("access_url"),
-        docs_url=get("docs_url"),
-        http_address=get("http_address"),
-        tls=TLS(
-            enable=get("tls.enable"),
-            address=get("tls.address"),
-            cert_file=get("tls.cert_file"),
-            key_file=get("tls.key_file"),
-            client_auth=get("tls.client_auth"),
-            client_ca_file=get("tls.client_ca_file"),
-            min_version=get("tls.min_version"),
-        ),
-        prometheus=Prometheus(enable=get("prometheus.enable"), address=get("prometheus.address")),
-        logging=Logging(
-            human=get("logging.human"),
-            json=get("logging.json"),
-            stackdriver=get("logging.stackdriver"),
-            log_filter=get("logging.log_filter"),
-        ),
-        verbose=get("verbose"),
-        rate_limit=RateLimit(api=get("rate_limit.api"), disable_all=get("rate_limit.disable_all")),
-        proxy=Proxy(trusted_headers=get("proxy_trusted_headers"), trusted_origins=get("proxy_trusted_origins")),
-        session_lifetime=SessionLifetime(
-            disable_expiry_refresh=get("session_lifetime.disable_expiry_refresh"),
-            default_token_lifetime=get("session_lifetime.default_token_lifetime"),
-            max_token_lifetime=get("session_lifetime.max_token_lifetime"),
-            max_admin_token_lifetime=get("session_lifetime.max_admin_token_lifetime"),
-        ),
-        pg=Postgres(connection_url=get("pg_connection_url"), conn_max_open=get("pg_conn_max_open")),
-        swagger=Swagger(enable=get("swagger.enable")),
-        telemetry=Telemetry(enable=get("telemetry.enable")),
-        dangerous=Dangerous(allow_all_cors=get("dangerous.allow_all_cors")),
-        update_check=get("update_check"),
-        cli_upgrade_message=get("cli_upgrade_message"),
-        agent_stat_refresh_interval=get("agent_stat_refresh_interval"),
-        write_config=get("write_config"),
-    )
+    """The options that take effect, each leaf read by `get(config_path)`."""
+    return _build(Effective, "", get)
+
+
+def _build(cls: type[T], prefix: str, get: Callable[[str], Any]) -> T:
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        kind = hints[f.name]
+        group_prefix = getattr(kind, "PREFIX", None)
+        kwargs[f.name] = get(prefix + f.name) if group_prefix is None else _build(kind, group_prefix, get)
+    return cls(**kwargs)

@@ -138,7 +138,17 @@ class DurationKind(Kind):
         return format_duration(value)
 
 
-class URLKind(Kind):
+class _TextKind(Kind):
+    """A value whose YAML and coderd JSON form is its text."""
+
+    def coderd_json(self, value: Any) -> Any:
+        return str(value)
+
+    def to_yaml(self, value: Any) -> Any:
+        return str(value)
+
+
+class URLKind(_TextKind):
     type_name = "url"
 
     def zero(self) -> URL:
@@ -170,11 +180,8 @@ class URLKind(Kind):
             value = dataclasses.replace(value, username=None, password=None)
         return str(value)
 
-    def to_yaml(self, value: Any) -> str:
-        return str(value)
 
-
-class HostPortKind(Kind):
+class HostPortKind(_TextKind):
     type_name = "host:port"
 
     def zero(self) -> HostPort:
@@ -184,13 +191,7 @@ class HostPortKind(Kind):
         return parse_host_port(text)
 
     def to_json(self, value: Any) -> dict[str, str]:
-        return {"host": value.host, "port": value.port}
-
-    def coderd_json(self, value: Any) -> str:
-        return str(value)  # `host:port`, IPv6 bracketed, "" when unset
-
-    def to_yaml(self, value: Any) -> str:
-        return str(value)
+        return {"host": value.host, "port": value.port}  # coderd's form is `host:port`, IPv6 bracketed
 
 
 class StringArrayKind(Kind):

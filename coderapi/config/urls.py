@@ -85,6 +85,17 @@ def _valid_encoded(s: str, mode: int) -> bool:
     return True
 
 
+def _kept_raw(decoded: str, raw: str, mode: int) -> str:
+    """`raw` when it is a valid encoding of `decoded` (Go keeps the original spelling then), else ""."""
+    if raw and _valid_encoded(raw, mode):
+        try:
+            if _unescape(raw, mode) == decoded:
+                return raw
+        except ValueError:
+            pass
+    return ""
+
+
 def _valid_optional_port(port: str) -> bool:
     return port == "" or (port[0] == ":" and all(c in string.digits for c in port[1:]))
 
@@ -125,24 +136,13 @@ class URL:
         return host.rsplit(":", 1)[1] if ":" in host else ""
 
     def escaped_path(self) -> str:
-        if self.raw_path and _valid_encoded(self.raw_path, _ENC_PATH):
-            try:
-                if _unescape(self.raw_path, _ENC_PATH) == self.path:
-                    return self.raw_path
-            except ValueError:
-                pass
-        if self.path == "*":
-            return "*"
-        return _escape(self.path, _ENC_PATH)
+        raw = _kept_raw(self.path, self.raw_path, _ENC_PATH)
+        if raw:
+            return raw
+        return "*" if self.path == "*" else _escape(self.path, _ENC_PATH)
 
     def escaped_fragment(self) -> str:
-        if self.raw_fragment and _valid_encoded(self.raw_fragment, _ENC_FRAGMENT):
-            try:
-                if _unescape(self.raw_fragment, _ENC_FRAGMENT) == self.fragment:
-                    return self.raw_fragment
-            except ValueError:
-                pass
-        return _escape(self.fragment, _ENC_FRAGMENT)
+        return _kept_raw(self.fragment, self.raw_fragment, _ENC_FRAGMENT) or _escape(self.fragment, _ENC_FRAGMENT)
 
     def __str__(self) -> str:
         buf = ""
