@@ -19,10 +19,19 @@ from coderapi.config.urls import URL, HostPort
 T = TypeVar("T")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class TLS:
-    PREFIX: ClassVar[str] = "tls."
+@typing.dataclass_transform(frozen_default=True)
+class _Group:
+    """A frozen dataclass of options whose paths start with `prefix`."""
 
+    PREFIX: ClassVar[str] = ""
+
+    def __init_subclass__(cls, prefix: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.PREFIX = prefix
+        dataclasses.dataclass(frozen=True)(cls)
+
+
+class TLS(_Group, prefix="tls."):
     enable: bool
     address: HostPort
     cert_file: list[str]
@@ -32,81 +41,53 @@ class TLS:
     min_version: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Prometheus:
-    PREFIX: ClassVar[str] = "prometheus."
-
+class Prometheus(_Group, prefix="prometheus."):
     enable: bool
     address: HostPort
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Logging:
-    PREFIX: ClassVar[str] = "logging."
-
+class Logging(_Group, prefix="logging."):
     human: str
     json: str
     stackdriver: str
     log_filter: list[str]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class RateLimit:
-    PREFIX: ClassVar[str] = "rate_limit."
-
+class RateLimit(_Group, prefix="rate_limit."):
     api: int
     disable_all: bool
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Proxy:
-    PREFIX: ClassVar[str] = "proxy_"
-
+class Proxy(_Group, prefix="proxy_"):
     trusted_headers: list[str]
     trusted_origins: list[str]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SessionLifetime:
-    PREFIX: ClassVar[str] = "session_lifetime."
-
+class SessionLifetime(_Group, prefix="session_lifetime."):
     disable_expiry_refresh: bool
     default_token_lifetime: int
     max_token_lifetime: int
     max_admin_token_lifetime: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Postgres:
-    PREFIX: ClassVar[str] = "pg_"
-
+class Postgres(_Group, prefix="pg_"):
     connection_url: str
     conn_max_open: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Swagger:
-    PREFIX: ClassVar[str] = "swagger."
-
+class Swagger(_Group, prefix="swagger."):
     enable: bool
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Telemetry:
-    PREFIX: ClassVar[str] = "telemetry."
-
+class Telemetry(_Group, prefix="telemetry."):
     enable: bool
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Dangerous:
-    PREFIX: ClassVar[str] = "dangerous."
-
+class Dangerous(_Group, prefix="dangerous."):
     allow_all_cors: bool
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Effective:
+class Effective(_Group):
     """The options coderapi acts on."""
 
     access_url: URL
@@ -139,6 +120,6 @@ def _build(cls: type[T], prefix: str, get: Callable[[str], Any]) -> T:
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         kind = hints[f.name]
-        group_prefix = getattr(kind, "PREFIX", None)
-        kwargs[f.name] = get(prefix + f.name) if group_prefix is None else _build(kind, group_prefix, get)
+        is_group = isinstance(kind, type) and issubclass(kind, _Group)
+        kwargs[f.name] = _build(kind, kind.PREFIX, get) if is_group else get(prefix + f.name)
     return cls(**kwargs)

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from coderapi.config.gotext import parse_bool, parse_duration, parse_int64, read_csv_record, write_csv_record
-from coderapi.config.urls import EMPTY_HOSTPORT, EMPTY_URL, URL, HostPort, parse_host_port, parse_url
+from coderapi.config.urls import EMPTY_HOSTPORT, EMPTY_URL, parse_host_port, parse_url
 from coderapi.config.yamlnodes import (
     compose_yaml,
     decode_bool,
@@ -112,33 +112,37 @@ class BoolKind(Kind):
         return "true" if value else "false"
 
 
-class Int64Kind(Kind):
+class _ParsedKind(Kind):
+    """A value that `read(text)` parses, `empty` (immutable) when unset."""
+
+    empty: Any = None
+    read: Callable[[str], Any]
+
+    def zero(self) -> Any:
+        return self.empty
+
+    def parse(self, text: str, current: Any) -> Any:
+        return self.read(text)
+
+
+class Int64Kind(_ParsedKind):
     type_name = "int"
-
-    def zero(self) -> int:
-        return 0
-
-    def parse(self, text: str, current: Any) -> int:
-        return parse_int64(text)
+    empty = 0
+    read = staticmethod(parse_int64)
 
 
-class DurationKind(Kind):
+class DurationKind(_ParsedKind):
     type_name = "duration"
-
-    def zero(self) -> int:
-        return 0
-
-    def parse(self, text: str, current: Any) -> int:
-        return parse_duration(text)
-
-    def to_yaml(self, value: Any) -> str:
-        return format_duration(value)
+    empty = 0
+    read = staticmethod(parse_duration)
 
     def to_text(self, value: Any) -> str:
         return format_duration(value)
 
+    to_yaml = to_text
 
-class _TextKind(Kind):
+
+class _TextKind(_ParsedKind):
     """A value whose YAML and coderd JSON form is its text."""
 
     def coderd_json(self, value: Any) -> Any:
@@ -150,12 +154,8 @@ class _TextKind(Kind):
 
 class URLKind(_TextKind):
     type_name = "url"
-
-    def zero(self) -> URL:
-        return EMPTY_URL
-
-    def parse(self, text: str, current: Any) -> URL:
-        return parse_url(text)
+    empty = EMPTY_URL
+    read = staticmethod(parse_url)
 
     def to_json(self, value: Any) -> dict[str, Any]:
         # Credentials are never echoed: `user` is always {}.
@@ -183,12 +183,8 @@ class URLKind(_TextKind):
 
 class HostPortKind(_TextKind):
     type_name = "host:port"
-
-    def zero(self) -> HostPort:
-        return EMPTY_HOSTPORT
-
-    def parse(self, text: str, current: Any) -> HostPort:
-        return parse_host_port(text)
+    empty = EMPTY_HOSTPORT
+    read = staticmethod(parse_host_port)
 
     def to_json(self, value: Any) -> dict[str, str]:
         return {"host": value.host, "port": value.port}  # coderd's form is `host:port`, IPv6 bracketed
@@ -262,8 +258,7 @@ class RegexpKind(Kind):
     def option_json(self, value: Any) -> str:
         return str(value)
 
-    def coderd_json(self, value: Any) -> str:
-        return str(value)
+    coderd_json = option_json
 
 
 class StructKind(Kind):

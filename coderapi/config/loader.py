@@ -138,6 +138,9 @@ class _Loader:
             value = opt.kind.parse(raw, self.values[opt.field])
         except ValueError as err:
             raise _invalid(opt, where, raw, str(err)) from None
+        self.put(opt, value, level, where)
+
+    def put(self, opt: Option, value: Any, level: str, where: str) -> None:
         self.values[opt.field] = value
         self.sources[opt.field] = level
         self.origins[opt.field] = where
@@ -211,9 +214,7 @@ class _Loader:
             except ValueError as err:
                 raw = str(node.value) if isinstance(node, yaml.ScalarNode) else f"<YAML {type(node).__name__}>"
                 raise _invalid(opt, where, raw, str(err)) from None
-            self.values[opt.field] = value
-            self.sources[opt.field] = YAML
-            self.origins[opt.field] = where
+            self.put(opt, value, YAML, where)
         unknown = sorted(k for k in nodes if not any(k == m or k.startswith(m + ".") for m in matched))
         if unknown:
             listed = ", ".join(quote(k) for k in unknown)

@@ -64,12 +64,17 @@ def config_object(values: Values, *, coderd: bool = False) -> dict[str, Any]:
             value = _json(opt.kind, coderd)(opt.kind.zero() if secret else values.get(path))
         if coderd and path in CODERD_OMITEMPTY_FIELDS and value in (False, "", 0, None):
             continue  # `0 == False`: every zero scalar; arrays are None when empty
-        *parents, leaf = (CODERD_KEYS.get(path, path) if coderd else path).split(".")
-        node = root
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+        put_at(root, path, value, coderd=coderd)
     return root
+
+
+def put_at(root: dict[str, Any], path: str, value: Any, *, coderd: bool) -> None:
+    """Set `value` at the `config` path `path` in the nested `root` (under coderd's keys when `coderd`)."""
+    *parents, leaf = (CODERD_KEYS.get(path, path) if coderd else path).split(".")
+    node = root
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
 
 
 def group_object(group: Group) -> dict[str, Any]:
