@@ -1,7 +1,8 @@
 """Coder's deployment configuration (the option table, typed values, loading) and coderapi's settings.
 
 values = load(argv, environ)          # flag > env > YAML > default; raises ConfigError
-values.get("rate_limit.api")          # by `config` path
+values.effective.rate_limit.api       # an option that takes effect, typed (config/effective.py)
+values.get("rate_limit.api")          # any option by `config` path
 values.source("Access URL")           # "flag" | "env" | "yaml" | "default" | ""
 """
 

@@ -12,7 +12,6 @@ from coderapi.goformat import quote
 _NULL_TAG = "tag:yaml.org,2002:null"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _YAML_TRUE = {"true", "yes", "on", "y"}
-_YAML_FALSE = {"false", "no", "off", "n"}
 
 
 # Text PyYAML quotes from the document in a problem (an alias or tag name); a one-character token such
