@@ -9,7 +9,7 @@ from flask import Flask
 
 from coderapi import buildinfo, logs, metrics, routes
 from coderapi.config import DeploymentValues, load
-from coderapi.config.loader import EXPERIMENTS_SAFE
+from coderapi.config.experiments import EXPERIMENTS_SAFE
 from coderapi.config.settings import Settings, process_environ
 from coderapi.database import Store
 from coderapi.database.open import open_store

@@ -18,11 +18,6 @@ class Build:
     external_url: str
     commit: str
 
-    @property
-    def release_version(self) -> str:
-        """The version compared with releases: cut at the first `-`, as coderd's update check does."""
-        return self.version.split("-", 1)[0]
-
 
 def detect(git_commit: str = "", source_url: str = "") -> Build:
     """The running build. `git_commit` (CODERAPI_GIT_COMMIT) wins; otherwise the checkout holding the

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
+from coderapi.goformat import rfc3339_micro
 from coderapi.httpmw import environ as environ_keys
 
 LOGGER_NAME = "coderapi"
@@ -87,12 +88,6 @@ class EntryFormatter(logging.Formatter):
 
     def render(self, entry: Entry) -> str:
         raise NotImplementedError
-
-
-def _rfc3339(created: float) -> str:
-    return (
-        datetime.datetime.fromtimestamp(created, datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    )
 
 
 class HumanFormatter(EntryFormatter):
@@ -157,7 +152,7 @@ class JSONFormatter(EntryFormatter):
 
     def render(self, entry: Entry) -> str:
         out: dict[str, Any] = {
-            "ts": _rfc3339(entry.created),
+            "ts": rfc3339_micro(entry.created),
             "level": _slog_level(entry.levelno),
             "msg": entry.message,
             "caller": f"{entry.pathname}:{entry.lineno}",
@@ -177,7 +172,7 @@ class StackdriverFormatter(EntryFormatter):
         out: dict[str, Any] = {
             "severity": "WARNING" if entry.levelno == logging.WARNING else _slog_level(entry.levelno),
             "message": entry.message,
-            "timestamp": _rfc3339(entry.created),
+            "timestamp": rfc3339_micro(entry.created),
             "logging.googleapis.com/sourceLocation": {
                 "file": entry.pathname,
                 "line": str(entry.lineno),

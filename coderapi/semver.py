@@ -56,26 +56,21 @@ def _dotted(v: str, stop: str, numeric_check: bool) -> tuple[str, str] | None:
 def _parse(v: str) -> _Parsed | None:
     if not v or v[0] != "v":
         return None
-    got = _digits(v[1:])
-    if got is None:
-        return None
-    major, rest = got
-    if rest == "":
-        return _Parsed(major, "0", "0", "")
-    if rest[0] != ".":
-        return None
-    got = _digits(rest[1:])
-    if got is None:
-        return None
-    minor, rest = got
-    if rest == "":
-        return _Parsed(major, minor, "0", "")
-    if rest[0] != ".":
-        return None
-    got = _digits(rest[1:])
-    if got is None:
-        return None
-    patch, rest = got
+    nums: list[str] = []
+    rest = v[1:]
+    while len(nums) < 3:
+        got = _digits(rest)
+        if got is None:
+            return None
+        num, rest = got
+        nums.append(num)
+        if len(nums) < 3:
+            if rest == "":  # `vMAJOR` and `vMAJOR.MINOR` stand for `.0`
+                nums += ["0"] * (3 - len(nums))
+            elif rest[0] != ".":
+                return None
+            else:
+                rest = rest[1:]
     prerelease = ""
     if rest.startswith("-"):
         got = _dotted(rest, "+", numeric_check=True)
@@ -83,17 +78,12 @@ def _parse(v: str) -> _Parsed | None:
             return None
         prerelease, rest = got
     if rest.startswith("+"):
-        got = _dotted(rest, "", numeric_check=False)
-        if got is None:
+        if _dotted(rest, "", numeric_check=False) is None:
             return None
-        rest = got[1]
+        rest = ""  # build metadata runs to the end and is ignored
     if rest:
         return None
-    return _Parsed(major, minor, patch, prerelease)
-
-
-def is_valid(v: str) -> bool:
-    return _parse(v) is not None
+    return _Parsed(nums[0], nums[1], nums[2], prerelease)
 
 
 def _compare_int(x: str, y: str) -> int:
@@ -140,3 +130,8 @@ def compare(v: str, w: str) -> int:
         if c:
             return c
     return _compare_prerelease(pv.prerelease, pw.prerelease)
+
+
+def release_version(version: str) -> str:
+    """The version compared with releases: cut at the first `-`, as coderd's update check does."""
+    return version.split("-", 1)[0]

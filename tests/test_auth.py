@@ -18,7 +18,7 @@ from coderapi import apikey
 from coderapi.database import Store
 from coderapi.database.tables import api_keys
 from coderapi.database.users import User
-from coderapi.httpmw.apikey import go_time_string
+from coderapi.goformat import go_time_string
 from tests.conftest import MakeApp, MakeToken, MakeUser, StartServer, raw_http
 
 PROBE = "/api/v2/users/me/keys/tokens/tokenconfig"

@@ -13,6 +13,11 @@ from coderapi.config.options import OPTIONS
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+def assert_contains(text: str, *fragments: str) -> None:
+    for fragment in fragments:
+        assert fragment in text, fragment
+
+
 def test_help_lists_every_visible_option_grouped() -> None:
     text = help_text()
     for opt in OPTIONS:
@@ -26,15 +31,18 @@ def test_help_lists_every_visible_option_grouped() -> None:
         if opt.yaml_path:
             assert f"YAML: {opt.yaml_path}" in text
     assert text.startswith("OPTIONS:\n")
-    assert "\nNETWORKING / TLS OPTIONS:\n" in text
-    assert "\nINTROSPECTION / PROMETHEUS OPTIONS:\n" in text
-    assert "      --access-url url, $CODER_ACCESS_URL\n" in text
-    assert "  -c, --config yaml-config-path, $CODER_CONFIG_PATH\n" in text
-    assert "--postgres-auth password|awsiamrds, $CODER_PG_AUTH (default: password)" in text
-    assert "(default: 876600h0m0s)" in text
+    assert_contains(
+        text,
+        "\nNETWORKING / TLS OPTIONS:\n",
+        "\nINTROSPECTION / PROMETHEUS OPTIONS:\n",
+        "      --access-url url, $CODER_ACCESS_URL\n",
+        "  -c, --config yaml-config-path, $CODER_CONFIG_PATH\n",
+        "--postgres-auth password|awsiamrds, $CODER_PG_AUTH (default: password)",
+        "(default: 876600h0m0s)",
+        "DEPRECATED: Use --email-from instead.",
+        "(default: ~/.cache/coder)",
+    )
     assert "DEPRECATED: Use --log-filter instead." not in text  # Verbose is hidden
-    assert "DEPRECATED: Use --email-from instead." in text
-    assert "(default: ~/.cache/coder)" in text
     assert "(default: /srv/cache/coder)" in help_text({"XDG_CACHE_HOME": "/srv/cache"})
     groups = [line.removesuffix("OPTIONS:").strip() for line in text.splitlines() if line.endswith("OPTIONS:")]
     full_names = sorted({o.group.full_name for o in OPTIONS if o.group and not o.hidden})
@@ -92,14 +100,17 @@ def test_write_config_shape() -> None:
         node = data
         for key in path.split("."):
             node = node[key]
-    assert "  # The external URL users and workspaces use to reach this deployment.\n" in text
-    assert "  # (default: <unset>, type: url)\n  accessURL: ''\n" in text
-    assert "# (default: 876600h0m0s, type: duration)\n    maxTokenLifetime: 876600h0m0s\n" in text
-    assert "(default: 60d, type: duration)\n  retention: 1440h0m0s\n" in text
-    assert "(default: /home/u/.cache/coder, type: string)\ncacheDir: /home/u/.cache/coder\n" in text
-    assert "    stunAddresses:\n      - stun.l.google.com:19302\n" in text
-    assert "enum[password\\|awsiamrds]" in text
-    assert "# Where the server listens and the address users reach it at.\nnetworking:\n" in text
+    assert_contains(
+        text,
+        "  # The external URL users and workspaces use to reach this deployment.\n",
+        "  # (default: <unset>, type: url)\n  accessURL: ''\n",
+        "# (default: 876600h0m0s, type: duration)\n    maxTokenLifetime: 876600h0m0s\n",
+        "(default: 60d, type: duration)\n  retention: 1440h0m0s\n",
+        "(default: /home/u/.cache/coder, type: string)\ncacheDir: /home/u/.cache/coder\n",
+        "    stunAddresses:\n      - stun.l.google.com:19302\n",
+        "enum[password\\|awsiamrds]",
+        "# Where the server listens and the address users reach it at.\nnetworking:\n",
+    )
     for line in text.splitlines():
         if line.lstrip().startswith("#"):
             assert len(line.lstrip()) <= 82 or " " not in line.lstrip()[2:], line

@@ -8,8 +8,9 @@ import pathlib
 import pytest
 
 from coderapi.config import ConfigError, DeploymentValues, load
-from coderapi.config.loader import OPTIONS_BY_FIELD, external_auth_from_env, read_experiments
-from coderapi.config.options import OPTIONS
+from coderapi.config.experiments import read_experiments
+from coderapi.config.loader import external_auth_from_env
+from coderapi.config.options import OPTIONS, OPTIONS_BY_FIELD
 from tests.conftest import child_env
 
 H = 3600 * 1_000_000_000

@@ -7,25 +7,11 @@ from typing import Any
 import pytest
 
 from coderapi.config import options
-from coderapi.config.values import (
-    BOOL,
-    DURATION,
-    HOST_PORT,
-    INT64,
-    REGEXP,
-    STRING_ARRAY,
-    URL_KIND,
-    EnumKind,
-    HostPort,
-    check_wildcard_hostname,
-    format_duration,
-    parse_duration,
-    parse_host_port,
-    parse_url,
-    quote,
-    read_csv_record,
-    write_csv_record,
-)
+from coderapi.config.gotext import parse_duration, read_csv_record, write_csv_record
+from coderapi.config.kinds import BOOL, DURATION, HOST_PORT, INT64, REGEXP, STRING_ARRAY, URL_KIND, EnumKind
+from coderapi.config.urls import HostPort, parse_host_port, parse_url
+from coderapi.config.validators import check_wildcard_hostname
+from coderapi.goformat import format_duration, quote
 
 S = 1_000_000_000
 H = 3600 * S

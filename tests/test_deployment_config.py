@@ -13,8 +13,7 @@ import pytest
 from flask import Flask
 
 from coderapi.config import load, write_config_yaml
-from coderapi.config.loader import OPTIONS_BY_FIELD
-from coderapi.config.options import CONFIG_FIELDS, OPTIONS
+from coderapi.config.options import CONFIG_FIELDS, OPTIONS, OPTIONS_BY_FIELD
 from tests.conftest import MakeApp
 from tests.contract import definition_schema
 

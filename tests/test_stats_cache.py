@@ -14,7 +14,7 @@ import pytest
 from coderapi.database import Store
 from coderapi.database.stats import AgentStatsSummary, WorkspaceStatusCounts
 from coderapi.database.tables import workspace_agent_stats
-from coderapi.sdk.stats import go_float, rfc3339
+from coderapi.goformat import go_float, rfc3339
 from coderapi.services import statscache
 from coderapi.services.statscache import DeploymentStatsCache, DeploymentStatsSnapshot, refresh_interval
 

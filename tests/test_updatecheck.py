@@ -130,7 +130,7 @@ def test_restart_reuses_the_stored_result(
 
 def test_same_version_is_current(make_app: MakeApp, feed_settings: Settings, feed: FakeFeed) -> None:
     # A release tagged with the running build's version, without its `-…` suffix.
-    release = buildinfo.detect(feed_settings.git_commit).release_version
+    release = semver.release_version(buildinfo.detect(feed_settings.git_commit).version)
     feed.answer(release)
     app = make_app(env=ENABLED, settings=feed_settings)
     settled(app)

@@ -10,11 +10,12 @@ import datetime as dt
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import click
+from click.decorators import FC
 
 from coderapi.database import Store
 from coderapi.database.tables import (
@@ -221,23 +222,13 @@ def dev() -> None:
     """Tools for demos and benchmarks."""
 
 
+def _count_option(flag: str, name: str, default: int, help: str) -> Callable[[FC], FC]:
+    return click.option(flag, name, type=click.IntRange(min=0), default=default, show_default=True, help=help)
+
+
 @dev.command("seed")
-@click.option(
-    "--workspaces",
-    "n_workspaces",
-    type=click.IntRange(min=0),
-    default=100,
-    show_default=True,
-    help="Workspaces to create, with their builds, jobs and one agent each.",
-)
-@click.option(
-    "--agent-stats",
-    "n_agent_stats",
-    type=click.IntRange(min=0),
-    default=1000,
-    show_default=True,
-    help="Agent-stat rows to create.",
-)
+@_count_option("--workspaces", "n_workspaces", 100, "Workspaces to create, with their builds, jobs and one agent each.")
+@_count_option("--agent-stats", "n_agent_stats", 1000, "Agent-stat rows to create.")
 @click.option(
     "--span",
     "span_minutes",

@@ -20,14 +20,14 @@ def server(ctx: click.Context) -> None:
     same options come from CODER_* environment variables and the YAML file named by --config."""
     argv = tuple(ctx.args)
     values = resolve_values(argv, "coderapi server")
-    if values.get("write_config"):
+    if values.effective.write_config:
         click.echo(config.write_config_yaml(values), nl=False)
         return
     environ = process_environ()
     try:
         settings = Settings.from_environ(environ)
         # Problems a worker would only find after the fork are reported here, before anything binds.
-        RealIPConfig.parse(values.get("proxy_trusted_origins") or (), values.get("proxy_trusted_headers") or ())
+        RealIPConfig.parse(values.effective.proxy.trusted_origins or (), values.effective.proxy.trusted_headers or ())
         serving.gunicorn_options(values, settings)
         serving.prometheus_address(values)
         logs.configure_from_values(values)

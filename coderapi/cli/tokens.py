@@ -8,17 +8,17 @@ Lifetimes follow coderd: the deployment's `default_token_lifetime` when none is 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 
 import click
 
 from coderapi import apikey, config
 from coderapi.cli.context import StoreGroup, load_values, open_store
+from coderapi.cli.listing import echo_list, output_option
 from coderapi.cli.options import fail
 from coderapi.cli.users import find_user
-from coderapi.config.values import format_duration
 from coderapi.database.apikeys import DuplicateTokenNameError
+from coderapi.goformat import format_duration
 from coderapi.sdk.users import api_key_schema
 
 TOKEN_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,31}")
@@ -111,7 +111,7 @@ def create(user_name: str, lifetime: str | None, token_name: str) -> None:
 
 @tokens.command("list")
 @click.option("--user", "user_name", required=True, help="Username or UUID.")
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@output_option
 def list_tokens(user_name: str, output: str) -> None:
     """List a user's tokens (ids and names; secrets are never stored)."""
     store = open_store()
@@ -120,15 +120,9 @@ def list_tokens(user_name: str, output: str) -> None:
         keys = store.list_api_keys_by_user(user.id)
     finally:
         store.close()
-    if output == "json":
-        click.echo(json.dumps([api_key_schema.dump(k) for k in keys], indent=2))
-        return
-    rows = [("ID", "NAME", "LAST USED", "EXPIRES AT", "CREATED AT")]
-    for k in keys:
-        rows.append((k.id, k.token_name, _iso(k.last_used), _iso(k.expires_at), _iso(k.created_at)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    header = ("ID", "NAME", "LAST USED", "EXPIRES AT", "CREATED AT")
+    rows = [(k.id, k.token_name, _iso(k.last_used), _iso(k.expires_at), _iso(k.created_at)) for k in keys]
+    echo_list(output, keys, api_key_schema, header, rows)
 
 
 def _iso(at: dt.datetime) -> str:

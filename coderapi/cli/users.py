@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 
@@ -10,6 +9,7 @@ import click
 
 from coderapi import rbac
 from coderapi.cli.context import StoreGroup, open_store
+from coderapi.cli.listing import echo_list, output_option
 from coderapi.cli.options import fail
 from coderapi.database import Store
 from coderapi.database.users import STATUS_ACTIVE, STATUS_SUSPENDED, DuplicateUserError, User
@@ -79,7 +79,7 @@ def create(username: str, email: str, roles: str) -> None:
 
 
 @users.command("list")
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@output_option
 def list_users(output: str) -> None:
     """List the users that are not deleted."""
     store = open_store()
@@ -87,14 +87,9 @@ def list_users(output: str) -> None:
         found = store.list_users()
     finally:
         store.close()
-    if output == "json":
-        click.echo(json.dumps([user_schema.dump(u) for u in found], indent=2))
-        return
-    rows = [("ID", "USERNAME", "EMAIL", "STATUS", "ROLES")]
-    rows += [(str(u.id), u.username, u.email, u.status, ",".join(u.rbac_roles) or "member") for u in found]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    header = ("ID", "USERNAME", "EMAIL", "STATUS", "ROLES")
+    rows = [(str(u.id), u.username, u.email, u.status, ",".join(u.rbac_roles) or "member") for u in found]
+    echo_list(output, found, user_schema, header, rows)
 
 
 def _set_status(name: str, status: str) -> None:

@@ -1,12 +1,12 @@
 """Coder's deployment configuration (the option table, typed values, loading) and coderapi's settings.
 
 values = load(argv, environ)          # flag > env > YAML > default; raises ConfigError
-values.get("rate_limit.api")          # by `config` path
+values.effective.rate_limit.api       # an option that takes effect, typed (config/effective.py)
+values.get("rate_limit.api")          # any option by `config` path
 values.source("Access URL")           # "flag" | "env" | "yaml" | "default" | ""
 """
 
 from coderapi.config.docs import help_text, write_config_yaml
 from coderapi.config.loader import ConfigError, DeploymentValues, load
-from coderapi.config.values import URL, HostPort
 
-__all__ = ["URL", "ConfigError", "DeploymentValues", "HostPort", "help_text", "load", "write_config_yaml"]
+__all__ = ["ConfigError", "DeploymentValues", "help_text", "load", "write_config_yaml"]

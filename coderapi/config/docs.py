@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from coderapi.config.options import GROUPS, OPTIONS, Group, Option
+from coderapi.config.options import GROUPS, OPTIONS, OPTIONS_BY_NAME, Group, Option
 
 if TYPE_CHECKING:
     from coderapi.config.loader import DeploymentValues
@@ -28,8 +28,6 @@ def _default_text(opt: Option, environ: Mapping[str, str] | None) -> str:
 
 def _use_instead_text(opt: Option) -> str:
     """serpent's useInstead: `--a`, `--a and --b`, `--a, --b and --c`."""
-    from coderapi.config.loader import OPTIONS_BY_NAME
-
     flags = ["--" + OPTIONS_BY_NAME[name].flag for name in opt.use_instead]
     return flags[0] if len(flags) == 1 else ", ".join(flags[:-1]) + " and " + flags[-1]
 

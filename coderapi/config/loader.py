@@ -8,48 +8,31 @@ where the bad value came from and the value (secret values are never shown).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import yaml
 
-from coderapi.config.options import OPTIONS, Option
+from coderapi.config.effective import effective
+from coderapi.config.experiments import read_experiments
+from coderapi.config.gotext import parse_bool, write_csv_record
+from coderapi.config.options import (
+    EXTERNAL_AUTH_CONFIGS,
+    OPTIONS,
+    OPTIONS_BY_FIELD,
+    OPTIONS_BY_FLAG,
+    OPTIONS_BY_SHORTHAND,
+    Option,
+)
 from coderapi.config.settings import WIRE_FORMAT_REFERENCE
-from coderapi.config.values import compose_yaml, parse_bool, write_csv_record
-from coderapi.goquote import quote
-
-logger = logging.getLogger("coderapi")
+from coderapi.config.wire import deployment_config_body
+from coderapi.config.yamlnodes import compose_yaml, is_null
+from coderapi.goformat import quote
 
 FLAG, ENV, YAML, DEFAULT, NONE = "flag", "env", "yaml", "default", ""
 
 REDACTED = "<redacted>"
 SUFFIX_LEADING_DOT = "you must omit any leading . in workspace hostname suffix"
-
-# codersdk.ExperimentsKnown at the seed's commit, and ExperimentsSafe (empty).
-EXPERIMENTS_KNOWN = (
-    "example",
-    "auto-fill-parameters",
-    "notifications",
-    "workspace-usage",
-    "web-push",
-    "oauth2",
-    "mcp-server-http",
-    "workspace-sharing",
-)
-EXPERIMENTS_SAFE: tuple[str, ...] = ()
-UNKNOWN_EXPERIMENT = "ignoring unknown experiment"
-HIDDEN_EXPERIMENT = "\U0001f409 HERE BE DRAGONS: opting into hidden experiment"
-
-OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
-OPTIONS_BY_FLAG: dict[str, Option] = {o.flag: o for o in OPTIONS}
-OPTIONS_BY_SHORTHAND: dict[str, Option] = {o.shorthand: o for o in OPTIONS if o.shorthand}
-# Options that write one field, in declaration order (the telemetry pair and the 14 email pairs share).
-OPTIONS_BY_FIELD: dict[str, tuple[Option, ...]] = {}
-for _opt in OPTIONS:
-    OPTIONS_BY_FIELD[_opt.field] = (*OPTIONS_BY_FIELD.get(_opt.field, ()), _opt)
-del _opt
-
 
 EXTERNAL_AUTH_FIELD = "external_auth"
 
@@ -78,7 +61,7 @@ class DeploymentValues:
     `/deployment/config` and `/deployment/ssh` bodies are computed once.
     """
 
-    __slots__ = ("_bodies", "_defaults", "_env_providers", "_sources", "_ssh", "_values", "experiments")
+    __slots__ = ("_bodies", "_defaults", "_env_providers", "_sources", "_ssh", "_values", "effective", "experiments")
 
     def __init__(
         self,
@@ -98,6 +81,8 @@ class DeploymentValues:
         self._bodies: dict[str, dict[str, Any]] = {}
         #: coderd.ReadExperiments: lower-cased, `*` expanded to the safe list, order kept.
         self.experiments = experiments
+        #: The options that take effect, typed (`effective.tls.enable` is `get("tls.enable")`).
+        self.effective = effective(values.__getitem__)
 
     def get(self, field: str) -> Any:
         """The value at a `config` path, e.g. `rate_limit.api`, `config_ssh.deploymentName`."""
@@ -130,8 +115,6 @@ class DeploymentValues:
         secrets removed."""
         body = self._bodies.get(form)
         if body is None:
-            from coderapi.config.wire import deployment_config_body
-
             body = self._bodies[form] = deployment_config_body(self, form)
         return body
 
@@ -155,6 +138,9 @@ class _Loader:
             value = opt.kind.parse(raw, self.values[opt.field])
         except ValueError as err:
             raise _invalid(opt, where, raw, str(err)) from None
+        self.put(opt, value, level, where)
+
+    def put(self, opt: Option, value: Any, level: str, where: str) -> None:
         self.values[opt.field] = value
         self.sources[opt.field] = level
         self.origins[opt.field] = where
@@ -203,7 +189,7 @@ class _Loader:
         self.apply_yaml(root, path)
 
     def apply_yaml(self, root: yaml.Node | None, path: str) -> None:
-        if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == "tag:yaml.org,2002:null"):
+        if is_null(root):
             return
         if not isinstance(root, yaml.MappingNode):
             raise ConfigError(f"YAML file {quote(path)}: expected a mapping at the top level")
@@ -228,9 +214,7 @@ class _Loader:
             except ValueError as err:
                 raw = str(node.value) if isinstance(node, yaml.ScalarNode) else f"<YAML {type(node).__name__}>"
                 raise _invalid(opt, where, raw, str(err)) from None
-            self.values[opt.field] = value
-            self.sources[opt.field] = YAML
-            self.origins[opt.field] = where
+            self.put(opt, value, YAML, where)
         unknown = sorted(k for k in nodes if not any(k == m or k.startswith(m + ".") for m in matched))
         if unknown:
             listed = ", ".join(quote(k) for k in unknown)
@@ -378,22 +362,6 @@ def _ssh_config(loader: _Loader) -> dict[str, Any]:
     }
 
 
-def read_experiments(raw: Sequence[str]) -> list[str]:
-    """coderd.ReadExperiments: `*` expands to the safe list, other names are lower-cased and kept
-    (unknown ones with a warning), in order, without deduplication."""
-    experiments: list[str] = []
-    for name in raw:
-        if name == "*":
-            experiments.extend(EXPERIMENTS_SAFE)
-            continue
-        exp = name.lower()
-        if exp not in EXPERIMENTS_SAFE:
-            message = HIDDEN_EXPERIMENT if exp in EXPERIMENTS_KNOWN else UNKNOWN_EXPERIMENT
-            logger.warning("%s: experiment=%s", message, exp)
-        experiments.append(exp)
-    return experiments
-
-
 # CODER_EXTERNAL_AUTH_<n>_<KEY> (and legacy CODER_GITAUTH_<n>_<KEY>) keys -> ExternalAuthConfig fields.
 _EXTERNAL_AUTH_ENV_KEYS = {
     "ID": "id",
@@ -424,8 +392,6 @@ _SPACE_SEPARATED = {"scopes", "extra_token_keys", "code_challenge_methods_suppor
 
 def external_auth_from_env(environ: Mapping[str, str]) -> list[dict[str, Any]]:
     """`coder server`'s ReadExternalAuthProvidersFromEnv: numbered providers, in order, no gaps."""
-    from coderapi.config.options import EXTERNAL_AUTH_CONFIGS
-
     providers: list[dict[str, Any]] = []
     for prefix in ("CODER_EXTERNAL_AUTH_", "CODER_GITAUTH_"):
         found: list[dict[str, Any]] = []

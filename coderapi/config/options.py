@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from coderapi import __version__
-from coderapi.config.values import (
+from coderapi.config.kinds import (
     AUTO_OR_INT,
     BOOL,
     DURATION,
@@ -33,6 +33,8 @@ from coderapi.config.values import (
     StructListKind,
     StructMapKind,
     Validated,
+)
+from coderapi.config.validators import (
     check_aggregation_labels,
     check_positive,
     check_provisioner_types,
@@ -2875,6 +2877,21 @@ OPTIONS: tuple[Option, ...] = (
         hidden=True,
     ),
 )
+
+
+def _by_field(options: tuple[Option, ...]) -> dict[str, tuple[Option, ...]]:
+    out: dict[str, tuple[Option, ...]] = {}
+    for opt in options:
+        out[opt.field] = (*out.get(opt.field, ()), opt)
+    return out
+
+
+# --- Indexes of the table ----------------------------------------------------------------------
+OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+OPTIONS_BY_FLAG: dict[str, Option] = {o.flag: o for o in OPTIONS}
+OPTIONS_BY_SHORTHAND: dict[str, Option] = {o.shorthand: o for o in OPTIONS if o.shorthand}
+# Options that write one field, in declaration order (the telemetry pair and the 14 email pairs share).
+OPTIONS_BY_FIELD: dict[str, tuple[Option, ...]] = _by_field(OPTIONS)
 
 # --- The `config` object: every field path in Go struct order ------------------------------
 CONFIG_FIELDS: tuple[str, ...] = (

@@ -10,21 +10,39 @@ option or on a copy of one inside `use_instead`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from coderapi.config.loader import OPTIONS_BY_FIELD, OPTIONS_BY_NAME
-from coderapi.config.options import CODERD_KEYS, CODERD_OMITEMPTY_FIELDS, CONFIG_FIELDS, OPTIONS, Group, Option
+from coderapi.config.kinds import Kind
+from coderapi.config.options import (
+    CODERD_KEYS,
+    CODERD_OMITEMPTY_FIELDS,
+    CONFIG_FIELDS,
+    OPTIONS,
+    OPTIONS_BY_FIELD,
+    OPTIONS_BY_NAME,
+    Group,
+    Option,
+)
 from coderapi.config.settings import WIRE_FORMAT_CODERD
-from coderapi.config.values import Kind
-
-if TYPE_CHECKING:
-    from coderapi.config.loader import DeploymentValues
 
 # Fields of the Go structs that no option writes.
 FIXED_FIELDS: dict[str, Any] = {"telemetry.trace": False}
 
 
-def deployment_config_body(values: DeploymentValues, form: str) -> dict[str, Any]:
+class Values(Protocol):
+    """What the body is written from (the loader's DeploymentValues)."""
+
+    def get(self, field: str) -> Any:
+        """The value at a `config` path."""
+
+    def default(self, name: str) -> str:
+        """The default text of the option called `name`."""
+
+    def source(self, name: str) -> str:
+        """How the option called `name` was set."""
+
+
+def deployment_config_body(values: Values, form: str) -> dict[str, Any]:
     coderd = form == WIRE_FORMAT_CODERD
     option = _coderd_option_object if coderd else option_object
     return {"config": config_object(values, coderd=coderd), "options": [option(opt, values) for opt in OPTIONS]}
@@ -34,7 +52,7 @@ def _json(kind: Kind, coderd: bool) -> Callable[[Any], Any]:
     return kind.coderd_json if coderd else kind.to_json
 
 
-def config_object(values: DeploymentValues, *, coderd: bool = False) -> dict[str, Any]:
+def config_object(values: Values, *, coderd: bool = False) -> dict[str, Any]:
     """`codersdk.DeploymentValues` as JSON; secret fields hold their zero value."""
     root: dict[str, Any] = {}
     for path in CONFIG_FIELDS:
@@ -46,12 +64,17 @@ def config_object(values: DeploymentValues, *, coderd: bool = False) -> dict[str
             value = _json(opt.kind, coderd)(opt.kind.zero() if secret else values.get(path))
         if coderd and path in CODERD_OMITEMPTY_FIELDS and value in (False, "", 0, None):
             continue  # `0 == False`: every zero scalar; arrays are None when empty
-        *parents, leaf = (CODERD_KEYS.get(path, path) if coderd else path).split(".")
-        node = root
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+        put_at(root, path, value, coderd=coderd)
     return root
+
+
+def put_at(root: dict[str, Any], path: str, value: Any, *, coderd: bool) -> None:
+    """Set `value` at the `config` path `path` in the nested `root` (under coderd's keys when `coderd`)."""
+    *parents, leaf = (CODERD_KEYS.get(path, path) if coderd else path).split(".")
+    node = root
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
 
 
 def group_object(group: Group) -> dict[str, Any]:
@@ -65,7 +88,7 @@ def group_object(group: Group) -> dict[str, Any]:
     return body
 
 
-def option_object(opt: Option, values: DeploymentValues, *, copy: bool = False) -> dict[str, Any]:
+def option_object(opt: Option, values: Values, *, copy: bool = False) -> dict[str, Any]:
     """`serpent.Option`, reference form. A `use_instead` copy (`copy=True`) never carries a value source."""
     body: dict[str, Any] = {
         "name": opt.name,
@@ -93,7 +116,7 @@ def _omit_empty(body: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if value or key == "value"}
 
 
-def _coderd_option_object(opt: Option, values: DeploymentValues, *, copy: bool = False) -> dict[str, Any]:
+def _coderd_option_object(opt: Option, values: Values, *, copy: bool = False) -> dict[str, Any]:
     """`serpent.Option` as coderd writes it: every key omitempty except `value`, which is left out only
     for a secret option (and, beyond coderd, for a `use_instead` copy of one)."""
     body = option_object(opt, values, copy=copy)

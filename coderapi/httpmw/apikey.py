@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from coderapi import apikey
 from coderapi.database.apikeys import APIKey
 from coderapi.database.users import STATUS_ACTIVE, User, now
-from coderapi.goquote import quote
+from coderapi.goformat import go_time_string, quote
 from coderapi.httpapi import APIError
 from coderapi.httpmw import environ as keys
 from coderapi.httpmw.realip import client_ip
@@ -134,15 +134,6 @@ def _header_text(value: str) -> str:
         return value.encode("latin-1").decode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return value
-
-
-def go_time_string(at: dt.datetime) -> str:
-    """Go's `time.Time.String()` for a UTC time: `2026-01-19 08:50:57.123456 +0000 UTC`."""
-    at = at.astimezone(dt.UTC)
-    text = at.strftime("%Y-%m-%d %H:%M:%S")
-    if at.microsecond:
-        text += "." + f"{at.microsecond:06d}".rstrip("0")
-    return text + " +0000 UTC"
 
 
 def _db_error_text(err: SQLAlchemyError) -> str:

@@ -11,7 +11,7 @@ import html
 from flask import Blueprint, Response, redirect
 
 from coderapi import openapi
-from coderapi.config.loader import EXPERIMENTS_KNOWN
+from coderapi.config.experiments import EXPERIMENTS_KNOWN
 from coderapi.httpapi import APIError, Prebuilt
 from coderapi.httpapi.jsonwire import encode
 from coderapi.runtime import Answers, runtime

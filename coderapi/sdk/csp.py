@@ -12,13 +12,11 @@ import re
 import string
 from typing import Any
 
-from coderapi.goquote import quote_rune
+from coderapi.goformat import quote_rune
 
 CSP_REPORT_KEY = "csp-report"
 MAX_NESTING_DEPTH = 10000  # Go's encoding/json scanner limit
 _WS = " \t\r\n"
-# Python's decoder allows these, Go's does not.
-_NON_JSON_CONSTANTS = ("NaN", "Infinity", "-Infinity")
 _DEPTH_CHARS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
 
 

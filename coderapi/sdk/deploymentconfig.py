@@ -12,11 +12,10 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
-from coderapi.config import values as kinds
-from coderapi.config.loader import OPTIONS_BY_FIELD
-from coderapi.config.options import CODERD_KEYS, CONFIG_FIELDS
+from coderapi.config import kinds
+from coderapi.config.options import CONFIG_FIELDS, OPTIONS_BY_FIELD
 from coderapi.config.settings import WIRE_FORMAT_CODERD, WIRE_FORMAT_REFERENCE
-from coderapi.config.wire import FIXED_FIELDS
+from coderapi.config.wire import FIXED_FIELDS, put_at
 
 
 class URL(Schema):
@@ -146,11 +145,7 @@ def deployment_values_schema(form: str = WIRE_FORMAT_REFERENCE) -> type[Schema]:
         else:
             kind = OPTIONS_BY_FIELD[path][0].kind
             field = coderd_field_for(kind) if coderd else field_for(kind)
-        *parents, leaf = (CODERD_KEYS.get(path, path) if coderd else path).split(".")
-        node = tree
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = field
+        put_at(tree, path, field, coderd=coderd)
 
     def build(node: dict[str, Any], name: str) -> type[Schema]:
         attrs = {

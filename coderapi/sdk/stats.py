@@ -3,33 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any
 
 from marshmallow import Schema, fields
 
-
-def rfc3339(at: dt.datetime) -> str:
-    """Go's `time.RFC3339Nano` in UTC: `2026-01-02T03:04:05.5Z`, fractional seconds without trailing
-    zeros and left out when zero. Raises ValueError for a naive datetime."""
-    if at.tzinfo is None:
-        raise ValueError("naive datetime")
-    at = at.astimezone(dt.UTC)
-    text = at.strftime("%Y-%m-%dT%H:%M:%S")
-    if at.microsecond:
-        text += "." + f"{at.microsecond:06d}".rstrip("0")
-    return text + "Z"
-
-
-def go_float(value: float) -> float | int:
-    """A float64 as Go's encoding/json writes it: integral values without `.0` (`-1`, `10`).
-    Returned as an int for those, which the JSON writer prints bare. Raises ValueError for NaN and
-    infinities, which Go refuses to encode too."""
-    if not math.isfinite(value):
-        raise ValueError(f"unsupported float value {value!r}")
-    if value.is_integer() and abs(value) < 1e21:
-        return int(value)
-    return value
+from coderapi.goformat import go_float, rfc3339
 
 
 class GoTime(fields.Field[dt.datetime]):

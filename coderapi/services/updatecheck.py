@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from coderapi import semver
 from coderapi.database import Store
-from coderapi.sdk.stats import rfc3339
+from coderapi.goformat import rfc3339
 from coderapi.services.loop import BackgroundLoop
 
 if TYPE_CHECKING:
@@ -228,7 +228,7 @@ class UpdateChecker(BackgroundLoop):
         if result.version == self._notified:
             return
         self._notified = result.version
-        if semver.compare(result.version, release_version(self.build_version)) > 0:
+        if semver.compare(result.version, semver.release_version(self.build_version)) > 0:
             log.info(
                 NEW_VERSION_MESSAGE,
                 extra={
@@ -241,15 +241,10 @@ class UpdateChecker(BackgroundLoop):
             )
 
 
-def release_version(build_version: str) -> str:
-    """The version compared with releases: cut at the first `-`, as coderd's handler does."""
-    return build_version.split("-", 1)[0]
-
-
 def is_current(build_version: str, latest_version: str) -> bool:
     """coderd's `semver.Compare(ours, latest) >= 0`, with an invalid latest version counting as
     older than any valid one."""
-    return semver.compare(release_version(build_version), latest_version) >= 0
+    return semver.compare(semver.release_version(build_version), latest_version) >= 0
 
 
 NO_FEED = (

@@ -1,10 +1,10 @@
-"""coderapi.goquote: Go's %q, checked against what `fmt.Sprintf("%q", s)` prints."""
+"""coderapi.goformat: Go's %q, checked against what `fmt.Sprintf("%q", s)` prints."""
 
 from __future__ import annotations
 
 import pytest
 
-from coderapi.goquote import quote, quote_rune
+from coderapi.goformat import quote, quote_rune
 
 
 @pytest.mark.parametrize(
