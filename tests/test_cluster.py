@@ -15,8 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from coderapi import testing
+from coderapi.testing import ChildProcess, child_env, free_port
 from tests import services
-from tests.conftest import ChildProcess, child_env, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -71,8 +72,8 @@ class Cluster:
 def cluster(tmp_path: pathlib.Path) -> Iterator[Cluster]:
     services.require_postgres()
     services.require_redis()
-    db = services.unique_name("coderapi_cluster")
-    pg_url = services.create_pg_database(db)
+    db = testing.unique_name("coderapi_cluster")
+    pg_url = testing.create_pg_database(db)
     port, node_port = free_port(), free_port_pair()
     env = child_env(
         {
@@ -97,7 +98,7 @@ def cluster(tmp_path: pathlib.Path) -> Iterator[Cluster]:
         yield Cluster(proc, f"http://127.0.0.1:{port}", [node_port, node_port + 1], env)
     finally:
         proc.stop(timeout=30)
-        services.drop_pg_database(db)
+        testing.drop_pg_database(db)
 
 
 def test_two_nodes_answer_as_one_deployment(cluster: Cluster) -> None:

@@ -10,7 +10,7 @@ import pytest
 from coderapi.config import ConfigError, DeploymentValues, load
 from coderapi.config.loader import OPTIONS_BY_FIELD, external_auth_from_env, read_experiments
 from coderapi.config.options import OPTIONS
-from tests.conftest import child_env
+from coderapi.testing import child_env
 
 H = 3600 * 1_000_000_000
 
