@@ -22,10 +22,10 @@ from coderapi.config.values import (
     parse_duration,
     parse_host_port,
     parse_url,
-    quote,
     read_csv_record,
     write_csv_record,
 )
+from coderapi.goquote import quote
 
 S = 1_000_000_000
 H = 3600 * S
