@@ -146,12 +146,10 @@ class ChildProcess:
 
 
 class ServerProcess(ChildProcess):
-    """`coderapi server *flags` on 127.0.0.1:`port` (a free one when not given)."""
+    """`coderapi server *flags` on a free port of 127.0.0.1."""
 
-    def __init__(
-        self, flags: Sequence[str], env: Mapping[str, str], log: pathlib.Path, port: int | None = None
-    ) -> None:
-        self.port = port or free_port()
+    def __init__(self, flags: Sequence[str], env: Mapping[str, str], log: pathlib.Path) -> None:
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [venv_command("coderapi"), "server", "--http-address", f"127.0.0.1:{self.port}", *flags]
         super().__init__(argv, env, log)
@@ -159,6 +157,21 @@ class ServerProcess(ChildProcess):
     def wait_ready(self, timeout: float = SERVER_START_TIMEOUT) -> None:
         """Wait until /healthz answers; NotReady when it does not in time or the server exits."""
         wait_http(self.url + "/healthz", timeout, self.alive)
+
+
+def add_users(
+    store: Store,
+    users: Sequence[tuple[str, Sequence[str]]] = OWNER_AND_MEMBER,
+    lifetime: datetime.timedelta = TOKEN_LIFETIME,
+) -> Users:
+    """`users` (username, roles) with a token each in `store`."""
+    from coderapi import apikey
+
+    seeded: Users = {}
+    for name, roles in users:
+        user = store.insert_user(name, f"{name}@example.com", roles)
+        seeded[name] = (str(user.id), apikey.issue(store, user.id, lifetime))
+    return seeded
 
 
 def seed_users(
@@ -176,24 +189,9 @@ def seed_users(
     store = open_store(load((), dict(env)), Settings.from_environ(env))
     try:
         store.migrate()
-        return seed_store(store, users, lifetime)
+        return add_users(store, users, lifetime)
     finally:
         store.close()
-
-
-def seed_store(
-    store: Store,
-    users: Sequence[tuple[str, Sequence[str]]] = OWNER_AND_MEMBER,
-    lifetime: datetime.timedelta = TOKEN_LIFETIME,
-) -> Users:
-    """`users` (username, roles) with a token each in `store`."""
-    from coderapi import apikey
-
-    seeded: Users = {}
-    for name, roles in users:
-        user = store.insert_user(name, f"{name}@example.com", roles)
-        seeded[name] = (str(user.id), apikey.issue(store, user.id, lifetime))
-    return seeded
 
 
 def pg_admin_url() -> str:
@@ -207,11 +205,6 @@ def pg_address() -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 5432
 
 
-def pg_database_url(name: str) -> str:
-    """The URL of database `name` on the admin URL's server."""
-    return pg_admin_url().rpartition("/")[0] + "/" + name
-
-
 def create_pg_database(name: str, *, exist_ok: bool = False) -> str:
     """Create database `name` (unless `exist_ok` and it exists) and return its URL."""
     import psycopg
@@ -220,7 +213,7 @@ def create_pg_database(name: str, *, exist_ok: bool = False) -> str:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
         if not (exist_ok and exists):
             conn.execute(f'CREATE DATABASE "{name}"')
-    return pg_database_url(name)
+    return pg_admin_url().rpartition("/")[0] + "/" + name
 
 
 def drop_pg_database(name: str) -> None:

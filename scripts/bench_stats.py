@@ -48,7 +48,6 @@ from flask import Flask
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
-from coderapi import apikey
 from coderapi.app import create_app, shutdown
 from coderapi.cli.dev import SeedPlan, seed_store
 from coderapi.config import load
@@ -57,7 +56,7 @@ from coderapi.database import Store
 from coderapi.database.tables import metadata
 from coderapi.runtime import EXTENSION_KEY, Runtime
 from coderapi.services.statscache import WINDOW, DeploymentStatsCache
-from coderapi.testing import free_port, pg_database
+from coderapi.testing import add_users, free_port, pg_database
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SECTION = "## Deployment stats and update check"
@@ -375,8 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = Store(url, pool_size=10)
         try:
             store.migrate()
-            owner = store.insert_user("owner", "owner@example.com", ["owner"])
-            token = apikey.issue(store, owner.id, dt.timedelta(days=1))
+            token = add_users(store, [("owner", ["owner"])], dt.timedelta(days=1))["owner"][1]
             # PostgreSQL holds the data; the settings' directory is never written.
             settings = Settings(data_dir=pathlib.Path(tempfile.gettempdir()) / f"coderapi-bench-{uuid.uuid4().hex[:8]}")
             phases = [

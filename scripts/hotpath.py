@@ -28,7 +28,7 @@ from coderapi import config
 from coderapi.app import create_app, shutdown
 from coderapi.config.settings import Settings
 from coderapi.database import Store
-from coderapi.testing import seed_store
+from coderapi.testing import add_users
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 CASE_USERS = (("member", ()), ("owner", ("owner",)))
@@ -114,7 +114,7 @@ def main() -> int:
         values = config.load(("--dangerous-disable-rate-limits", "--log-human", log), {})
         store = Store(args.postgres) if args.postgres else Store("sqlite:///" + os.path.join(tmp, "db.sqlite"))
         store.migrate()
-        users = seed_store(store, [(f"hot-{role}-{os.getpid()}", roles) for role, roles in CASE_USERS])
+        users = add_users(store, [(f"hot-{role}-{os.getpid()}", roles) for role, roles in CASE_USERS])
         tokens = {role: users[f"hot-{role}-{os.getpid()}"][1] for role, _roles in CASE_USERS}
         app = create_app(values, store, settings)
         try:

@@ -2,9 +2,9 @@
 """Soak test: mixed traffic against a real `coderapi server` for a long while, checking every answer.
 
 Starts `coderapi server` (gunicorn, 2 sync workers by default) on a free loopback port with its own
-database (a fresh PostgreSQL database on the local server by default, or the embedded SQLite file),
-creates one user with a token per client plus an owner, and runs `--concurrency` clients (threads
-spread over a few processes) for `--duration` seconds. Each client sends a fixed, weighted mix of the
+database (by default a fresh PostgreSQL database on the server of CODERAPI_TEST_PG_URL, or the embedded
+SQLite file), creates one user with a token per client plus an owner, and runs `--concurrency` clients
+(threads spread over a few processes) for `--duration` seconds. Each client sends a fixed, weighted mix of the
 API's requests: every operation, as owner and as member, CSP reports, a few anonymous and unknown-path
 requests. Every answer is compared with the status that request must get; anything else is an
 "unexpected status". Worker RSS is sampled throughout; growth is measured from the end of the warm-up
@@ -82,6 +82,8 @@ ANONYMOUS_PATHS = 64
 # Each client's credentials: its member's id and token, the owner's id and token.
 Creds = list[dict[str, str]]
 SERVER_STOP_TIMEOUT = 40.0
+
+
 # --- the server ------------------------------------------------------------------------------------
 
 
@@ -128,7 +130,8 @@ def soak_server(args: argparse.Namespace, workdir: pathlib.Path) -> Iterator[tup
 
 def wait_for_stats(server: ServerProcess, owner_token: str, timeout: float = 60) -> None:
     """Until the stats cache has computed once, so the owner's /deployment/stats is a 200 from the start."""
-    req = urllib.request.Request(server.url + "/api/v2/deployment/stats", headers={TOKEN_HEADER: owner_token})  # noqa: S310
+    url = server.url + "/api/v2/deployment/stats"
+    req = urllib.request.Request(url, headers={TOKEN_HEADER: owner_token})  # noqa: S310 (loopback http URL)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -272,8 +275,8 @@ def drive(args: argparse.Namespace, server: ServerProcess, creds: Creds) -> Run:
     stop.set()
     sampler.join()
     workers_at_end = server.children()
-    run = Run(Counter(), Counter(), Counter(), [], samples, workers_at_start, workers_at_end, {})
-    run.final_rss = {pid: rss_kib(pid) for pid in workers_at_end}
+    final_rss = {pid: rss_kib(pid) for pid in workers_at_end}
+    run = Run(Counter(), Counter(), Counter(), [], samples, workers_at_start, workers_at_end, final_rss)
     for r in results:
         run.totals.update(r["totals"])
         run.unexpected.update(r["unexpected"])

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from coderapi import testing
-from coderapi.testing import ChildProcess, child_env, free_port
+from coderapi.testing import ChildProcess, child_env, free_port, venv_command
 from tests import services
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -62,7 +62,7 @@ class Cluster:
         self.env = env
 
     def cli(self, *args: str) -> str:
-        coderapi = str(pathlib.Path(sys.executable).parent / "coderapi")
+        coderapi = venv_command("coderapi")
         out = subprocess.run([coderapi, *args], env=self.env, capture_output=True, text=True, timeout=60, check=False)
         assert out.returncode == 0, out.stderr
         return out.stdout.strip()
@@ -84,7 +84,7 @@ def cluster(tmp_path: pathlib.Path) -> Iterator[Cluster]:
             "CLUSTER_NODE_PORT": str(node_port),
             "CLUSTER_DIR": str(tmp_path / "cluster"),
             "CODERAPI_WORKERS": "2",
-            "CODERAPI": str(pathlib.Path(sys.executable).parent / "coderapi"),
+            "CODERAPI": venv_command("coderapi"),
             "PYTHON": sys.executable,
         }
     )
