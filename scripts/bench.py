@@ -38,29 +38,35 @@ import argparse
 import dataclasses
 import datetime
 import json
-import os
 import pathlib
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import bench_ratelimit
-from benchreport import machine, write_section
+from benchreport import machine, rss_kib, write_section
 from delayproxy import delaying_proxy
 
+from coderapi.testing import (
+    ChildProcess,
+    ServerProcess,
+    child_env,
+    free_port,
+    pg_address,
+    pg_database,
+    seed_users,
+    venv_command,
+    wait_http,
+)
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-VENV_BIN = pathlib.Path(sys.executable).parent
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 RSS_AFTER_REQUESTS = 100_000
 RSS_LIMIT_MB = 100.0
 P99_FACTOR = 2.0
@@ -138,58 +144,6 @@ class Result:
     errors: int
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server for {url} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (local URL)
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} not ready after {timeout}s")
-
-
-def base_env(extra: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODER_", "CODERAPI_", "PROMETHEUS_"))}
-    env["CODERAPI_UPDATE_CHECK_URL"] = "http://127.0.0.1:9/releases/latest"
-    env.update(extra)
-    return env
-
-
-@contextmanager
-def process(argv: Sequence[str], env: Mapping[str, str], log: pathlib.Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(list(argv), env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(5)
-
-
-def cli(args: Sequence[str], env: Mapping[str, str]) -> str:
-    out = subprocess.run(
-        [str(VENV_BIN / "coderapi"), *args], env=dict(env), capture_output=True, text=True, check=False, timeout=120
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"coderapi {' '.join(args)} failed: {out.stderr.strip()}")
-    return out.stdout
-
-
 WRK_LATENCY = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 WRK_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
 WRK_TOTAL = re.compile(r"^\s*(\d+) requests in", re.M)
@@ -208,7 +162,8 @@ def wrk(url: str, headers: Mapping[str, str], duration: float, connections: int,
     total = WRK_TOTAL.search(out)
     if rps is None or total is None or "50" not in lat or "99" not in lat:
         raise SystemExit(f"cannot parse wrk output:\n{out}")
-    errors = sum(int(x) for x in WRK_SOCKET.search(out).groups()) if WRK_SOCKET.search(out) else 0  # type: ignore[union-attr]
+    sockets = WRK_SOCKET.search(out)
+    errors = sum(int(x) for x in sockets.groups()) if sockets else 0
     non2xx = WRK_NON2XX.search(out)
     errors += int(non2xx.group(1)) if non2xx else 0
     return Result(float(rps.group(1)), lat["50"], lat["99"], int(total.group(1)), errors)
@@ -244,8 +199,8 @@ def profile_worker(node: Node, path: str, headers: Mapping[str, str], args: Any)
     import collections
     import threading
 
-    spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
-    worker = pathlib.Path(f"/proc/{node.proc.pid}/task/{node.proc.pid}/children").read_text().split()[0]
+    spy = shutil.which("py-spy") or venv_command("py-spy")
+    worker = str(node.proc.children()[0])
     seconds = max(3, round(args.duration / args.rounds))
     load = threading.Thread(target=wrk, args=(node.url + path, headers, seconds + 2, args.connections, args.threads))
     load.start()
@@ -286,20 +241,13 @@ def profile_worker(node: Node, path: str, headers: Mapping[str, str], args: Any)
     return [(100 * n / total, frame) for frame, n in counts.most_common(15)] if total else []
 
 
-def worker_rss_mb(master_pid: int) -> list[float]:
-    """Resident memory of each child of the gunicorn master, in MB."""
-    out = []
-    for child in pathlib.Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split():
-        status = pathlib.Path(f"/proc/{child}/status").read_text()
-        m = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
-        if m:
-            out.append(int(m.group(1)) / 1024)
-    return out
+def worker_rss_mb(server: ChildProcess) -> list[float]:
+    """Resident memory of each worker of the gunicorn master `server`, in MB."""
+    return [rss_kib(pid) / 1024 for pid in server.children()]
 
 
 def gunicorn_conf(path: pathlib.Path, port: int) -> None:
     """A gunicorn config with the options `coderapi server` would use, bound to `port`."""
-    sys.path.insert(0, str(ROOT))
     from coderapi import config, serving
     from coderapi.config.settings import Settings, process_environ
 
@@ -308,22 +256,6 @@ def gunicorn_conf(path: pathlib.Path, port: int) -> None:
     opts = serving.gunicorn_options(values, Settings.from_environ(env))
     keep = {k: v for k, v in opts.items() if v is not None and not callable(v)}
     path.write_text("".join(f"{k} = {v!r}\n" for k, v in sorted(keep.items())))
-
-
-def create_pg_database() -> tuple[str, str]:
-    import psycopg
-
-    name = f"coderapi_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name, f"postgres://postgres@127.0.0.1:5432/{name}"
-
-
-def drop_pg_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def fetch(url: str, headers: Mapping[str, str]) -> tuple[int, str, str]:
@@ -335,7 +267,7 @@ def fetch(url: str, headers: Mapping[str, str]) -> tuple[int, str, str]:
 @dataclasses.dataclass
 class Node:
     url: str
-    proc: subprocess.Popen[bytes]
+    proc: ChildProcess
     tokens: dict[str, str]
 
 
@@ -344,7 +276,6 @@ def revocation_ms(node: Node, pg_url: str, trials: int) -> list[float]:
     in PostgreSQL; the milliseconds from the DELETE's commit until the node answers 401."""
     import psycopg
 
-    sys.path.insert(0, str(ROOT))
     from coderapi import apikey
     from coderapi.database import Store
 
@@ -383,32 +314,23 @@ def status_of(url: str, headers: Mapping[str, str]) -> int:
 def real_server(
     work: pathlib.Path, database: str, pg_url: str, limiter: bool = False, form: str = "reference"
 ) -> Iterator[Node]:
-    port = free_port()
     name = database + ("-limiter" if limiter else "") + ("-coderd" if form != "reference" else "")
     data = work / f"data-{name}"
     data.mkdir(exist_ok=True)
     extra = {"CODERAPI_DATA_DIR": str(data), "CODERAPI_WIRE_FORMAT": form}
     if database.startswith("postgres"):
         extra["CODER_PG_CONNECTION_URL"] = pg_url
-    env = base_env(extra)
-    tokens = {}
-    for role, roles in (("owner", "owner"), ("member", "")):
-        name = f"bench-{role}"
-        cli(["users", "create", "--username", name, "--email", f"{name}@example.com", "--roles", roles], env)
-        tokens[role] = cli(["tokens", "create", "--user", name], env).strip().splitlines()[-1].strip()
-    argv = [
-        str(VENV_BIN / "coderapi"),
-        "server",
-        "--http-address",
-        f"127.0.0.1:{port}",
+    env = child_env(extra, update_check=True)
+    users = seed_users(env, [("bench-owner", ["owner"]), ("bench-member", [])])
+    tokens = {role: users[f"bench-{role}"][1] for role in ("owner", "member")}
+    flags = [
         *(("--api-rate-limit", UNREACHED_LIMIT) if limiter else ("--dangerous-disable-rate-limits",)),
         "--access-url",
         "https://coder.example.com",
     ]
-    with process(argv, env, work / f"server-{name}.log") as proc:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/healthz", proc)
-        yield Node(url, proc, tokens)
+    with ServerProcess(flags, env, work / f"server-{name}.log") as server:
+        server.wait_ready(60)
+        yield Node(server.url, server, tokens)
 
 
 @contextmanager
@@ -418,12 +340,16 @@ def bare_server(work: pathlib.Path, bodies: dict[str, tuple[int, str, str]]) -> 
     (work / "bodies.json").write_text(json.dumps(bodies))
     conf = work / "bare_gunicorn.py"
     gunicorn_conf(conf, port)
-    env = base_env({"BENCH_BODIES": str(work / "bodies.json")})
-    argv = [str(VENV_BIN / "gunicorn"), "-c", str(conf), "--chdir", str(work), "bare_app:app"]
-    with process(argv, env, work / "bare.log") as proc:
+    env = child_env({"BENCH_BODIES": str(work / "bodies.json")}, update_check=True)
+    argv = [venv_command("gunicorn"), "-c", str(conf), "--chdir", str(work), "bare_app:app"]
+    with ChildProcess(argv, env, work / "bare.log") as proc:
         url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/healthz", proc)
+        wait_http(url + "/healthz", 60, proc.alive)
         yield Node(url, proc, {})
+
+
+def any_case(cases: Sequence[Case], database: str) -> bool:
+    return any(c.database == database for c in cases)
 
 
 def bare_path(case: Case) -> str:
@@ -463,8 +389,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         wanted = [w.strip() for w in args.cases.split(",") if w.strip()]
         cases = [c for c in cases if any(w in c.name for w in wanted)]
     work = pathlib.Path(tempfile.mkdtemp(prefix="coderapi-bench-"))
-    pg_name, pg_url = create_pg_database() if any(c.database == "postgres" for c in cases) else ("", "")
-    far_name, far_url = create_pg_database() if any(c.database == "postgres-far" for c in cases) else ("", "")
     proxy_port = free_port()
     revocation: list[float] = []
     pg_rss: list[float] = []
@@ -474,11 +398,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     served = 0
     try:
         with real_server(work, "sqlite", "") as sqlite_node, ExitStack() as more:
-            pg_node = more.enter_context(real_server(work, "postgres", pg_url)) if pg_name else None
+            pg_url = more.enter_context(pg_database("coderapi_bench")) if any_case(cases, "postgres") else ""
+            pg_node = more.enter_context(real_server(work, "postgres", pg_url)) if pg_url else None
             far_node = None
-            if far_name:
-                more.enter_context(delaying_proxy(proxy_port, 5432, PROXY_DELAY_MS))
-                far_url_proxied = far_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy_port}")
+            if any_case(cases, "postgres-far"):
+                far_url = more.enter_context(pg_database("coderapi_bench"))
+                host, port = pg_address()
+                more.enter_context(delaying_proxy(proxy_port, port, PROXY_DELAY_MS, host))
+                far_url_proxied = far_url.replace(f"{host}:{port}", f"127.0.0.1:{proxy_port}")
                 far_node = more.enter_context(real_server(work, "postgres-far", far_url_proxied))
             limited = any(c.limiter for c in cases)
             limited_node = more.enter_context(real_server(work, "sqlite", "", limiter=True)) if limited else None
@@ -532,13 +459,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.threads,
                 )
                 served += r.requests
-            rss = [] if args.no_rss else worker_rss_mb(sqlite_node.proc.pid)
+            rss = [] if args.no_rss else worker_rss_mb(sqlite_node.proc)
             if pg_node is not None:
-                pg_rss = worker_rss_mb(pg_node.proc.pid)
+                pg_rss = worker_rss_mb(pg_node.proc)
     finally:
-        for name in (pg_name, far_name):
-            if name:
-                drop_pg_database(name)
         shutil.rmtree(work, ignore_errors=True)
 
     ok, section = report(rows, rss, served, args, revocation, pg_rss)

@@ -52,7 +52,7 @@ def us_per_hit(storage: Storage, hits: int, keys: int) -> float:
 
 
 def _contend(directory: str, hits: int, start: Any, out: Any) -> None:
-    storage: Storage = NodeStorage(directory) if directory else MemoryStorage()
+    storage: NodeStorage | MemoryStorage = NodeStorage(directory) if directory else MemoryStorage()
     start.wait(60)
     out.put(us_per_hit(storage, hits, 1))
     if isinstance(storage, NodeStorage):
@@ -70,7 +70,7 @@ def contended_us_per_hit(directory: str, hits: int, processes: int) -> float:
     for p in procs:
         p.start()
     start.wait(60)
-    results = [out.get(timeout=300) for _ in procs]
+    results: list[float] = [out.get(timeout=300) for _ in procs]
     for p in procs:
         p.join(30)
     return sum(results) / len(results)

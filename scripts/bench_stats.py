@@ -20,7 +20,7 @@ latency flat between the sizes; /updatecheck with the feed down well under 100 m
 
     .venv/bin/python scripts/bench_stats.py [--workspaces 100000] [--agent-stats 1000000] [--output BENCHMARKS.md]
 
-PostgreSQL: CODERAPI_BENCH_PG_URL (default postgresql://postgres@127.0.0.1:5432/test) is the database
+PostgreSQL: CODERAPI_TEST_PG_URL (default postgresql://postgres@127.0.0.1:5432/test) is the database
 used to create and drop the benchmark's own.
 """
 
@@ -35,7 +35,6 @@ import os
 import pathlib
 import socket
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -44,26 +43,22 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from benchreport import machine, write_section
+from flask import Flask
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from coderapi.app import create_app, shutdown
+from coderapi.cli.dev import SeedPlan, seed_store
+from coderapi.config import load
+from coderapi.config.settings import Settings
+from coderapi.database import Store
+from coderapi.database.tables import metadata
+from coderapi.runtime import EXTENSION_KEY, Runtime
+from coderapi.services.statscache import WINDOW, DeploymentStatsCache
+from coderapi.testing import add_users, free_port, pg_database
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import psycopg  # noqa: E402
-from benchreport import machine, write_section  # noqa: E402
-from flask import Flask  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
-
-from coderapi import apikey  # noqa: E402
-from coderapi.app import create_app, shutdown  # noqa: E402
-from coderapi.cli.dev import SeedPlan, seed_store  # noqa: E402
-from coderapi.config import load  # noqa: E402
-from coderapi.config.settings import Settings  # noqa: E402
-from coderapi.database import Store  # noqa: E402
-from coderapi.database.tables import metadata  # noqa: E402
-from coderapi.runtime import EXTENSION_KEY, Runtime  # noqa: E402
-from coderapi.services.statscache import WINDOW, DeploymentStatsCache  # noqa: E402
-
-ADMIN_URL = os.environ.get("CODERAPI_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SECTION = "## Deployment stats and update check"
 REFRESH_TARGET_S = 2.0
 UPDATECHECK_TARGET_MS = 100.0
@@ -105,19 +100,6 @@ def percentile(values: Sequence[float], q: float) -> float:
 def latency(samples_s: Sequence[float]) -> Latency:
     ms = [s * 1000 for s in samples_s]
     return Latency(percentile(ms, 0.5), percentile(ms, 0.95), percentile(ms, 0.99), statistics.fmean(ms))
-
-
-@contextmanager
-def database() -> Iterator[str]:
-    name = f"coderapi_bench_stats_{os.getpid()}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield ADMIN_URL.rpartition("/")[0] + "/" + name
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager
@@ -280,12 +262,6 @@ def hanging_feed() -> Iterator[str]:
         listener.close()
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def update_check_latency(store: Store, settings: Settings, feed_url: str, requests: int) -> Latency:
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM site_configs WHERE key IN ('last_update_check', 'update_check')"))
@@ -394,12 +370,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # werkzeug's access log would print every timed request.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
-    with database() as url:
+    with pg_database("coderapi_bench_stats") as url:
         store = Store(url, pool_size=10)
         try:
             store.migrate()
-            owner = store.insert_user("owner", "owner@example.com", ["owner"])
-            token = apikey.issue(store, owner.id, dt.timedelta(days=1))
+            token = add_users(store, [("owner", ["owner"])], dt.timedelta(days=1))["owner"][1]
             # PostgreSQL holds the data; the settings' directory is never written.
             settings = Settings(data_dir=pathlib.Path(tempfile.gettempdir()) / f"coderapi-bench-{uuid.uuid4().hex[:8]}")
             phases = [
@@ -416,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ),
             ]
             down = update_check_latency(
-                store, settings, f"http://127.0.0.1:{closed_port()}/releases/latest", args.requests
+                store, settings, f"http://127.0.0.1:{free_port()}/releases/latest", args.requests
             )
             with hanging_feed() as feed_url:
                 hanging = update_check_latency(store, settings, feed_url, args.requests)

@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: the machine line and writing their section of BENCHMARKS.md."""
+"""What the benchmark scripts share: the machine line, writing their section of BENCHMARKS.md, and a
+process's memory."""
 
 from __future__ import annotations
 
@@ -31,3 +32,14 @@ def write_section(output: pathlib.Path, heading: str, section: str) -> None:
     section = section.rstrip("\n") + "\n\n"
     text = pattern.sub(lambda _m: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     output.write_text(text.rstrip("\n") + "\n")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of process `pid` in KiB; 0 once it is gone."""
+    try:
+        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0

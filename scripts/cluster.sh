@@ -4,8 +4,8 @@
 #   scripts/cluster.sh [NODES]          (or `make cluster NODES=3`)
 #
 # Environment:
-#   CODER_PG_CONNECTION_URL        the shared database (default: postgres://postgres@127.0.0.1:5432/coderapi_cluster,
-#                                  created when missing)
+#   CODER_PG_CONNECTION_URL        the shared database (default: database coderapi_cluster on the server of
+#                                  CODERAPI_TEST_PG_URL, postgresql://postgres@127.0.0.1:5432/test; created when missing)
 #   CODERAPI_RATE_LIMIT_REDIS_URL  the shared rate-limit counters (default: redis://127.0.0.1:6379/0)
 #   CLUSTER_PORT                   nginx's port (default 8080); node i listens on CLUSTER_NODE_PORT + i
 #   CLUSTER_NODE_PORT              first node port (default 3100)
@@ -32,13 +32,8 @@ if ! [[ "$NODES" =~ ^[1-9][0-9]*$ ]]; then
 fi
 
 if [[ -z "${CODER_PG_CONNECTION_URL:-}" ]]; then
-    export CODER_PG_CONNECTION_URL="postgres://postgres@127.0.0.1:5432/coderapi_cluster"
-    "$PYTHON" - <<'PY'
-import psycopg
-with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-    if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'coderapi_cluster'").fetchone() is None:
-        conn.execute('CREATE DATABASE "coderapi_cluster"')
-PY
+    CODER_PG_CONNECTION_URL="$("$PYTHON" -m coderapi.testing database coderapi_cluster)"
+    export CODER_PG_CONNECTION_URL
 fi
 
 DIR="${CLUSTER_DIR:-$(mktemp -d -t coderapi-cluster.XXXXXX)}"
@@ -59,15 +54,10 @@ trap stop EXIT
 trap 'exit 0' INT TERM
 
 wait_healthy() {
-    local url="$1" tries=150
-    until "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url" 2>/dev/null; do
-        tries=$((tries - 1))
-        if ((tries == 0)); then
-            echo "cluster: $url did not become healthy; see $DIR/*.log" >&2
-            exit 1
-        fi
-        sleep 0.2
-    done
+    if ! "$PYTHON" -m coderapi.testing wait "$1" 30 2>/dev/null; then
+        echo "cluster: $1 did not become healthy; see $DIR/*.log" >&2
+        exit 1
+    fi
 }
 
 "$CODERAPI" db migrate >"$DIR/migrate.log" 2>&1 || { cat "$DIR/migrate.log" >&2; exit 1; }

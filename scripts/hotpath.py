@@ -24,15 +24,14 @@ from typing import Any
 
 from flask import Flask, Response
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from coderapi import apikey, config  # noqa: E402
-from coderapi.app import create_app, shutdown  # noqa: E402
-from coderapi.config.settings import Settings  # noqa: E402
-from coderapi.database import Store  # noqa: E402
+from coderapi import config
+from coderapi.app import create_app, shutdown
+from coderapi.config.settings import Settings
+from coderapi.database import Store
+from coderapi.testing import add_users
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+CASE_USERS = (("member", ()), ("owner", ("owner",)))
 CASES = {
     "buildinfo": ("/api/v2/buildinfo", None),
     "ssh": ("/api/v2/deployment/ssh", "member"),
@@ -115,10 +114,8 @@ def main() -> int:
         values = config.load(("--dangerous-disable-rate-limits", "--log-human", log), {})
         store = Store(args.postgres) if args.postgres else Store("sqlite:///" + os.path.join(tmp, "db.sqlite"))
         store.migrate()
-        tokens = {}
-        for role, roles in (("member", ()), ("owner", ("owner",))):
-            user = store.insert_user(f"hot-{role}-{os.getpid()}", f"hot-{role}-{os.getpid()}@example.com", roles)
-            tokens[role] = apikey.issue(store, user.id, __import__("datetime").timedelta(days=7))
+        users = add_users(store, [(f"hot-{role}-{os.getpid()}", roles) for role, roles in CASE_USERS])
+        tokens = {role: users[f"hot-{role}-{os.getpid()}"][1] for role, _roles in CASE_USERS}
         app = create_app(values, store, settings)
         try:
             answers = {}

@@ -2,9 +2,9 @@
 """Soak test: mixed traffic against a real `coderapi server` for a long while, checking every answer.
 
 Starts `coderapi server` (gunicorn, 2 sync workers by default) on a free loopback port with its own
-database (a fresh PostgreSQL database on the local server by default, or the embedded SQLite file),
-creates one user with a token per client plus an owner, and runs `--concurrency` clients (threads
-spread over a few processes) for `--duration` seconds. Each client sends a fixed, weighted mix of the
+database (by default a fresh PostgreSQL database on the server of CODERAPI_TEST_PG_URL, or the embedded
+SQLite file), creates one user with a token per client plus an owner, and runs `--concurrency` clients
+(threads spread over a few processes) for `--duration` seconds. Each client sends a fixed, weighted mix of the
 API's requests: every operation, as owner and as member, CSP reports, a few anonymous and unknown-path
 requests. Every answer is compared with the status that request must get; anything else is an
 "unexpected status". Worker RSS is sampled throughout; growth is measured from the end of the warm-up
@@ -21,31 +21,28 @@ sections are kept).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import datetime
 import http.client
 import json
 import multiprocessing
-import os
 import pathlib
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from benchreport import machine, write_section
+from benchreport import machine, rss_kib, write_section
+
+from coderapi.testing import ServerProcess, child_env, pg_database, seed_users
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-PG_ADMIN_URL = os.environ.get("CODERAPI_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TOKEN_HEADER = "Coder-Session-Token"  # noqa: S105 (a header name)
 RSS_GROWTH_LIMIT = 0.10
 CSP_REPORT = json.dumps(
@@ -82,109 +79,67 @@ MIX: list[tuple[int, str, str, str, int]] = [
     (1, "GET", "/api/v2/deployment/probe-{n}", "anonymous", 401),
 ]
 ANONYMOUS_PATHS = 64
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# Each client's credentials: its member's id and token, the owner's id and token.
+Creds = list[dict[str, str]]
+SERVER_STOP_TIMEOUT = 40.0
 
 
 # --- the server ------------------------------------------------------------------------------------
 
 
-class Server:
-    def __init__(self, args: argparse.Namespace, workdir: pathlib.Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.db_name = ""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CODER_", "CODERAPI_"))}
-        env.update(
-            CODERAPI_DATA_DIR=str(workdir / "data"),
-            CODERAPI_WORKERS=str(args.workers),
-            CODERAPI_UPDATE_CHECK_URL="http://127.0.0.1:9/releases/latest",  # loopback only
-            CODER_AGENT_STATS_REFRESH_INTERVAL="10s",
-        )
-        if args.database == "postgres":
-            import psycopg
+def server_env(args: argparse.Namespace, workdir: pathlib.Path, pg_url: str) -> dict[str, str]:
+    env = {
+        "CODERAPI_DATA_DIR": str(workdir / "data"),
+        "CODERAPI_WORKERS": str(args.workers),
+        "CODER_AGENT_STATS_REFRESH_INTERVAL": "10s",
+    }
+    if pg_url:
+        env["CODER_PG_CONNECTION_URL"] = pg_url
+    return child_env(env, update_check=True)
 
-            self.db_name = f"coderapi_soak_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{self.db_name}"')
-            env["CODER_PG_CONNECTION_URL"] = PG_ADMIN_URL.rpartition("/")[0] + "/" + self.db_name
-        self.env = env
-        self.log = open(workdir / "server.out", "wb")  # noqa: SIM115 (closed in stop)
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    def seed(self, members: int) -> tuple[tuple[str, str], list[tuple[str, str]]]:
-        """An owner and `members` members, each with a token: ((id, token), [(id, token), ...])."""
-        from coderapi import apikey
-        from coderapi.config import load
-        from coderapi.config.settings import Settings
-        from coderapi.database.open import open_store
+def seed(env: dict[str, str], members: int) -> Creds:
+    """An owner and `members` members with a token each: one client's credentials per member."""
+    names = [f"soak-{i}" for i in range(members)]
+    users = seed_users(env, [("soak-owner", ["owner"]), *((n, []) for n in names)], datetime.timedelta(days=1))
+    owner_id, owner_token = users["soak-owner"]
+    return [{"id": users[n][0], "token": users[n][1], "owner_id": owner_id, "owner_token": owner_token} for n in names]
 
-        store = open_store(load((), self.env), Settings.from_environ(self.env))
+
+def wait_workers(server: ServerProcess, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while len(server.children()) != count:
+        if time.monotonic() > deadline or not server.alive():
+            raise SystemExit(f"{count} workers not running after {timeout:g} s; see {server.log}")
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def soak_server(args: argparse.Namespace, workdir: pathlib.Path) -> Iterator[tuple[ServerProcess, Creds]]:
+    """`coderapi server` on its own database with its users seeded, every worker up: (server, credentials)."""
+    with contextlib.ExitStack() as stack:
+        pg_url = stack.enter_context(pg_database("coderapi_soak")) if args.database == "postgres" else ""
+        env = server_env(args, workdir, pg_url)
+        creds = seed(env, args.concurrency)
+        server = ServerProcess([], env, workdir / "server.out")
+        stack.callback(server.stop, SERVER_STOP_TIMEOUT)
+        server.wait_ready(60)
+        wait_workers(server, args.workers, 60)
+        yield server, creds
+
+
+def wait_for_stats(server: ServerProcess, owner_token: str, timeout: float = 60) -> None:
+    """Until the stats cache has computed once, so the owner's /deployment/stats is a 200 from the start."""
+    url = server.url + "/api/v2/deployment/stats"
+    req = urllib.request.Request(url, headers={TOKEN_HEADER: owner_token})  # noqa: S310 (loopback http URL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         try:
-            store.migrate()
-            lifetime = datetime.timedelta(days=1)
-            owner = store.insert_user("soak-owner", "soak-owner@example.com", ["owner"])
-            owner_pair = (str(owner.id), apikey.issue(store, owner.id, lifetime))
-            pairs = []
-            for i in range(members):
-                user = store.insert_user(f"soak-{i}", f"soak-{i}@example.com", [])
-                pairs.append((str(user.id), apikey.issue(store, user.id, lifetime)))
-            return owner_pair, pairs
-        finally:
-            store.close()
-
-    def start(self) -> None:
-        exe = str(pathlib.Path(sys.executable).parent / "coderapi")
-        argv = [exe, "server", "--http-address", f"127.0.0.1:{self.port}"]
-        self.proc = subprocess.Popen(
-            argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit("server exited during startup; see " + str(self.workdir / "server.out"))
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as resp:
-                    if resp.status == 200 and len(self.workers()) == int(self.env["CODERAPI_WORKERS"]):
-                        return
-            except OSError:
-                pass
+            with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 (loopback http URL)
+                if resp.status == 200:
+                    return
+        except OSError:
             time.sleep(0.2)
-        raise SystemExit("server not ready after 60 s")
-
-    def workers(self) -> list[int]:
-        assert self.proc is not None
-        path = pathlib.Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        return sorted(int(p) for p in path.read_text().split()) if path.exists() else []
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(40)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self.log.close()
-        if self.db_name:
-            import psycopg
-
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-
-
-def rss_kib(pid: int) -> int:
-    try:
-        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 # --- the clients -----------------------------------------------------------------------------------
@@ -200,7 +155,7 @@ def schedule() -> list[tuple[str, str, str, int]]:
 
 
 def client_process(
-    port: int, deadline: float, warmup_end: float, threads: int, creds: list[dict[str, str]], offset: int
+    port: int, deadline: float, warmup_end: float, threads: int, creds: Creds, offset: int
 ) -> dict[str, Any]:
     """`threads` clients in one process until `deadline`; their counts and latencies."""
     plan = schedule()
@@ -270,6 +225,67 @@ def _client_entry(args: tuple[Any, ...]) -> dict[str, Any]:
     return client_process(*args)
 
 
+# --- the run ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Run:
+    """What the clients saw and the workers' memory over the run."""
+
+    totals: Counter[str]
+    unexpected: Counter[str]
+    errors: Counter[str]
+    latencies: list[float]  # seconds, sorted
+    samples: list[tuple[float, dict[int, int]]]  # (seconds into the run, worker pid -> RSS KiB)
+    workers_at_start: list[int]
+    workers_at_end: list[int]
+    final_rss: dict[int, int]
+
+
+def client_jobs(args: argparse.Namespace, port: int, creds: Creds, t0: float) -> list[tuple[Any, ...]]:
+    """One job per client process, the concurrency spread over them."""
+    per = [
+        args.concurrency // args.processes + (1 if i < args.concurrency % args.processes else 0)
+        for i in range(args.processes)
+    ]
+    jobs: list[tuple[Any, ...]] = []
+    first = 0
+    for i, n in enumerate(per):
+        jobs.append((port, t0 + args.duration, t0 + args.warmup, n, creds[first : first + n], i * 1000))
+        first += n
+    return jobs
+
+
+def drive(args: argparse.Namespace, server: ServerProcess, creds: Creds) -> Run:
+    """The clients' traffic for `args.duration` seconds, sampling worker RSS every 5 s."""
+    workers_at_start = server.children()
+    t0 = time.time()
+    samples: list[tuple[float, dict[int, int]]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append((time.time() - t0, {pid: rss_kib(pid) for pid in server.children()}))
+            stop.wait(5.0)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    with multiprocessing.get_context("fork").Pool(args.processes) as pool:
+        results = pool.map(_client_entry, client_jobs(args, server.port, creds, t0))
+    stop.set()
+    sampler.join()
+    workers_at_end = server.children()
+    final_rss = {pid: rss_kib(pid) for pid in workers_at_end}
+    run = Run(Counter(), Counter(), Counter(), [], samples, workers_at_start, workers_at_end, final_rss)
+    for r in results:
+        run.totals.update(r["totals"])
+        run.unexpected.update(r["unexpected"])
+        run.errors.update(r["errors"])
+        run.latencies.extend(r["latencies"])
+    run.latencies.sort()
+    return run
+
+
 # --- reporting -------------------------------------------------------------------------------------
 
 
@@ -280,106 +296,26 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[k]
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=float, default=300.0, help="seconds of traffic (default 300)")
-    ap.add_argument("--warmup", type=float, default=30.0, help="seconds before the RSS baseline (default 30)")
-    ap.add_argument("--concurrency", type=int, default=64)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--processes", type=int, default=4, help="client processes sharing the concurrency")
-    ap.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
-    ap.add_argument("--write", action="store_true", help="write the Soak section of BENCHMARKS.md")
-    ap.add_argument("--output", type=pathlib.Path, default=ROOT / "BENCHMARKS.md")
-    args = ap.parse_args()
-    if args.warmup >= args.duration:
-        ap.error("--warmup must be shorter than --duration")
-
-    workdir = pathlib.Path(tempfile.mkdtemp(prefix="coderapi-soak-"))
-    server = Server(args, workdir)
-    started = datetime.datetime.now(datetime.UTC)
-    try:
-        owner, members = server.seed(args.concurrency)
-        server.start()
-        workers_at_start = server.workers()
-        creds = [{"id": uid, "token": tok, "owner_id": owner[0], "owner_token": owner[1]} for uid, tok in members]
-        # Let the stats cache compute once, so the owner's /deployment/stats is a 200 from the start.
-        deadline_ready = time.monotonic() + 60
-        while time.monotonic() < deadline_ready:
-            req = urllib.request.Request(
-                f"http://127.0.0.1:{server.port}/api/v2/deployment/stats", headers={TOKEN_HEADER: owner[1]}
-            )
-            try:
-                with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 (loopback http URL)
-                    if resp.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.2)
-
-        t0 = time.time()
-        deadline = t0 + args.duration
-        warmup_end = t0 + args.warmup
-        per = [
-            args.concurrency // args.processes + (1 if i < args.concurrency % args.processes else 0)
-            for i in range(args.processes)
-        ]
-        jobs = []
-        first = 0
-        for i, n in enumerate(per):
-            jobs.append((server.port, deadline, warmup_end, n, creds[first : first + n], i * 1000))
-            first += n
-
-        samples: list[tuple[float, dict[int, int]]] = []
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                samples.append((time.time() - t0, {pid: rss_kib(pid) for pid in server.workers()}))
-                stop.wait(5.0)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(args.processes) as pool:
-            results = pool.map(_client_entry, jobs)
-        stop.set()
-        sampler.join()
-        workers_at_end = server.workers()
-        final_rss = {pid: rss_kib(pid) for pid in workers_at_end}
-    finally:
-        server.stop()
-        log_tail = (
-            (workdir / "server.out").read_text(errors="replace")[-4000:] if (workdir / "server.out").exists() else ""
-        )
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    totals: Counter[str] = Counter()
-    unexpected: Counter[str] = Counter()
-    errors: Counter[str] = Counter()
-    latencies: list[float] = []
-    for r in results:
-        totals.update(r["totals"])
-        unexpected.update(r["unexpected"])
-        errors.update(r["errors"])
-        latencies.extend(r["latencies"])
-    latencies.sort()
-    requests = sum(totals.values())
-    elapsed = args.duration
-
-    baseline: dict[int, int] = {}
-    for at, rss in samples:
-        if at >= args.warmup:
-            baseline = rss
-            break
-    peak = {pid: max((rss.get(pid, 0) for _at, rss in samples), default=0) for pid in workers_at_start}
+def rss_growth(run: Run, warmup: float) -> tuple[dict[int, int], dict[int, int], dict[int, float]]:
+    """Per worker there from the start: RSS after the warm-up, peak RSS, growth from the one to the end."""
+    baseline: dict[int, int] = next((rss for at, rss in run.samples if at >= warmup), {})
+    peak = {pid: max((rss.get(pid, 0) for _at, rss in run.samples), default=0) for pid in run.workers_at_start}
     growth = {
-        pid: (final_rss.get(pid, 0) - baseline.get(pid, 0)) / baseline[pid] if baseline.get(pid) else float("nan")
-        for pid in workers_at_start
+        pid: (run.final_rss.get(pid, 0) - baseline.get(pid, 0)) / baseline[pid] if baseline.get(pid) else float("nan")
+        for pid in run.workers_at_start
     }
-    replaced = workers_at_start != workers_at_end
-    worst_growth = max(growth.values()) if growth else float("nan")
+    return baseline, peak, growth
 
-    ok_statuses = not unexpected and not errors
+
+def report(args: argparse.Namespace, started: datetime.datetime, run: Run) -> tuple[bool, str]:
+    """Whether the run met its targets, and the "Soak" section of BENCHMARKS.md."""
+    baseline, peak, growth = rss_growth(run, args.warmup)
+    replaced = run.workers_at_start != run.workers_at_end
+    worst_growth = max(growth.values()) if growth else float("nan")
+    ok_statuses = not run.unexpected and not run.errors
     ok_rss = bool(growth) and all(g < RSS_GROWTH_LIMIT for g in growth.values()) and not replaced
+    requests = sum(run.totals.values())
+    latencies = run.latencies
     command = (
         f".venv/bin/python scripts/soak.py --duration {args.duration:g} --concurrency {args.concurrency}"
         f" --workers {args.workers} --database {args.database}" + (" --write" if args.write else "")
@@ -404,34 +340,66 @@ def main() -> int:
         "",
         "| requests | req/s | unexpected statuses | transport errors | p50 / p95 / p99 / max latency (ms) |",
         "| --- | --- | --- | --- | --- |",
-        f"| {requests:,} | {requests / elapsed:,.0f} | {sum(unexpected.values())} | {sum(errors.values())} |"
+        f"| {requests:,} | {requests / args.duration:,.0f} | {sum(run.unexpected.values())} |"
+        f" {sum(run.errors.values())} |"
         f" {percentile(latencies, 50) * 1000:.1f} / {percentile(latencies, 95) * 1000:.1f} /"
         f" {percentile(latencies, 99) * 1000:.1f} / {(latencies[-1] if latencies else 0) * 1000:.1f} |",
         "",
-        "Statuses: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(totals.items())) + ".",
+        "Statuses: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(run.totals.items())) + ".",
         "",
         f"| worker | RSS after warm-up ({args.warmup:g} s) | RSS at end | peak | growth |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for n, pid in enumerate(workers_at_start, 1):
+    for n, pid in enumerate(run.workers_at_start, 1):
         lines.append(
-            f"| {n} | {baseline.get(pid, 0) / 1024:.1f} MiB | {final_rss.get(pid, 0) / 1024:.1f} MiB |"
+            f"| {n} | {baseline.get(pid, 0) / 1024:.1f} MiB | {run.final_rss.get(pid, 0) / 1024:.1f} MiB |"
             f" {peak.get(pid, 0) / 1024:.1f} MiB | {growth.get(pid, float('nan')) * 100:+.1f}% |"
         )
     lines += [
         "",
         f"- Zero unexpected statuses and transport errors: **{'met' if ok_statuses else 'MISSED'}**"
-        + ("" if ok_statuses else f" ({dict(unexpected) or ''} {dict(errors) or ''})"),
+        + ("" if ok_statuses else f" ({dict(run.unexpected) or ''} {dict(run.errors) or ''})"),
         f"- Worker RSS growth under 10%: **{'met' if ok_rss else 'MISSED'}** (worst {worst_growth * 100:+.1f}%"
         + (", a worker was replaced" if replaced else "")
         + ")",
         "",
     ]
-    section = "\n".join(lines)
+    return ok_statuses and ok_rss, "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=300.0, help="seconds of traffic (default 300)")
+    ap.add_argument("--warmup", type=float, default=30.0, help="seconds before the RSS baseline (default 30)")
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--processes", type=int, default=4, help="client processes sharing the concurrency")
+    ap.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
+    ap.add_argument("--write", action="store_true", help="write the Soak section of BENCHMARKS.md")
+    ap.add_argument("--output", type=pathlib.Path, default=ROOT / "BENCHMARKS.md")
+    args = ap.parse_args(argv)
+    if args.warmup >= args.duration:
+        ap.error("--warmup must be shorter than --duration")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="coderapi-soak-"))
+    started = datetime.datetime.now(datetime.UTC)
+    try:
+        with soak_server(args, workdir) as (server, creds):
+            wait_for_stats(server, creds[0]["owner_token"])
+            run = drive(args, server, creds)
+    finally:
+        out = workdir / "server.out"
+        log_tail = out.read_text(errors="replace")[-4000:] if out.exists() else ""
+        shutil.rmtree(workdir, ignore_errors=True)
+    ok, section = report(args, started, run)
     print(section)
     if args.write:
         write_section(args.output, "## Soak", section)
-    if not (ok_statuses and ok_rss):
+    if not ok:
         print(log_tail, file=sys.stderr)
         return 1
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import pathlib
 import subprocess
@@ -12,18 +13,15 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
-from coderapi import apikey, logs
+from coderapi import apikey, logs, testing
 from coderapi.app import create_app, shutdown
 from coderapi.config import DeploymentValues, load
 from coderapi.config.settings import WIRE_FORMATS, Settings
 from coderapi.database import Store
 from coderapi.database.tables import metadata
 from coderapi.database.users import User
+from coderapi.testing import TOKEN_LIFETIME, ServerProcess, Users, child_env, seed_users, venv_command
 from tests import services
-
-# Nothing in the tests may reach the internet: no release feed is known (CODERAPI_SOURCE_URL unset)
-# unless a test serves its own fake feed; a feed that is down is a closed local port.
-CLOSED_FEED_URL = "http://127.0.0.1:9/releases/latest"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,17 +42,38 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("wire_format", marker.args if marker else WIRE_FORMATS)
 
 
+# The PostgreSQL instance of a test parametrised over databases: `-m "not postgres"` leaves it out.
+POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
+
+
+def _reaches_postgres(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    return "pg_url" in getattr(item, "fixturenames", ()) or "postgres" in params
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the PostgreSQL fixtures (`pg_url`, a `postgres` parameter) is marked
+    `postgres`; `services.require_postgres` fails any other test that reaches PostgreSQL."""
+    unmarked = [i.nodeid for i in items if _reaches_postgres(i) and i.get_closest_marker("postgres") is None]
+    if unmarked:
+        raise pytest.UsageError("tests using PostgreSQL without the postgres marker: " + ", ".join(unmarked))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    services.entering(item)
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A PostgreSQL database of this test run's own, migrated once, dropped at the end."""
     services.require_postgres()
-    name = services.unique_name("coderapi_test")
-    url = services.create_pg_database(name)
-    store = Store(url)
-    store.migrate()
-    store.close()
-    yield url
-    services.drop_pg_database(name)
+    with testing.pg_database("coderapi_test") as url:
+        store = Store(url)
+        store.migrate()
+        store.close()
+        yield url
 
 
 def _truncate_all(store: Store) -> None:
@@ -63,7 +82,7 @@ def _truncate_all(store: Store) -> None:
         conn.execute(text(f"TRUNCATE {names} CASCADE"))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", POSTGRES])
 def store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Store]:
     """A migrated, empty Store, once on an embedded SQLite file and once on PostgreSQL."""
     if request.param == "sqlite":
@@ -144,7 +163,6 @@ def app(make_app: MakeApp) -> Flask:
 
 MakeUser = Callable[..., User]
 MakeToken = Callable[..., str]
-TEST_TOKEN_LIFETIME = datetime.timedelta(days=7)
 
 
 @pytest.fixture
@@ -169,7 +187,7 @@ def make_token(store: Store) -> MakeToken:
         name: str = "",
         expires_at: datetime.datetime | None = None,
     ) -> str:
-        return apikey.issue(store, user.id, lifetime or TEST_TOKEN_LIFETIME, token_name=name, expires_at=expires_at)
+        return apikey.issue(store, user.id, lifetime or TOKEN_LIFETIME, token_name=name, expires_at=expires_at)
 
     return make
 
@@ -220,105 +238,6 @@ def auth() -> Callable[[str], dict[str, str]]:
 # Every process started here is stopped at the end of the test, whatever happens.
 # ---------------------------------------------------------------------------------------------------
 
-# Variables of the developer's shell that would change a child server's configuration.
-_CHILD_ENV_DROP = ("CODER_", "CODERAPI_", "PROMETHEUS_MULTIPROC_DIR", "HOMEBREW_CODER_")
-SERVER_START_TIMEOUT = 40.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_CHILD_ENV_DROP)}
-    # The update check is off unless a test turns it on (with a feed of its own).
-    env["CODER_UPDATE_CHECK"] = "false"
-    env.update(extra or {})
-    return env
-
-
-def wait_http(url: str, timeout: float = SERVER_START_TIMEOUT, alive: Callable[[], bool] = lambda: True) -> None:
-    """Poll `url` until it answers 200; fails the test after `timeout` or when `alive()` turns false."""
-    import time
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        if not alive():
-            pytest.fail(f"process serving {url} exited before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError) as err:
-            last = str(err)
-        time.sleep(0.1)
-    pytest.fail(f"{url} not ready after {timeout}s: {last}")
-
-
-class ChildProcess:
-    """A child process in its own process group, with its output in a file."""
-
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], log: pathlib.Path, cwd: pathlib.Path | None = None):
-        import subprocess
-
-        self.log = log
-        self._out = open(log, "ab")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(
-            list(argv), env=dict(env), stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd
-        )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def output(self) -> str:
-        self._out.flush()
-        return self.log.read_text(errors="replace")
-
-    def signal(self, sig: int) -> None:
-        import os
-
-        if self.alive():
-            os.kill(self.proc.pid, sig)
-
-    def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM, then SIGKILL to the whole group if it has not exited within `timeout`."""
-        import contextlib
-        import os
-        import signal
-        import subprocess
-
-        try:
-            if self.alive():
-                os.kill(self.proc.pid, signal.SIGTERM)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.proc.wait(timeout)
-            # Whatever is left of the group (workers of a master that died) goes too.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            return self.proc.wait(5)
-        finally:
-            self._out.close()
-
-
-class ServerProcess(ChildProcess):
-    """`coderapi server` on 127.0.0.1:`port`."""
-
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], log: pathlib.Path, port: int):
-        super().__init__(argv, env, log)
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-
-
 StartServer = Callable[..., ServerProcess]
 
 
@@ -327,10 +246,7 @@ def start_server(tmp_path: pathlib.Path) -> Iterator[StartServer]:
     """`start_server(*flags, env={...}, workers=2, name="node", wait=True)` runs `coderapi server` with
     its own data directory and a free HTTP port, waits for /healthz, and stops it after the test.
     `workers=None` leaves CODERAPI_WORKERS unset: the server's default worker count."""
-    import sys
-
-    started: list[ChildProcess] = []
-    coderapi = str(pathlib.Path(sys.executable).parent / "coderapi")
+    started: list[ServerProcess] = []
 
     def start(
         *flags: str,
@@ -339,16 +255,14 @@ def start_server(tmp_path: pathlib.Path) -> Iterator[StartServer]:
         name: str = "node",
         wait: bool = True,
     ) -> ServerProcess:
-        port = free_port()
         data = tmp_path / name
         data.mkdir(exist_ok=True)
         count = {} if workers is None else {"CODERAPI_WORKERS": str(workers)}
         child = child_env({"CODERAPI_DATA_DIR": str(data), **count, **(env or {})})
-        argv = [coderapi, "server", "--http-address", f"127.0.0.1:{port}", *flags]
-        proc = ServerProcess(argv, child, tmp_path / f"{name}.out", port)
+        proc = ServerProcess(flags, child, tmp_path / f"{name}.out")
         started.append(proc)
         if wait:
-            wait_http(proc.url + "/healthz", alive=proc.alive)
+            proc.wait_ready()
         return proc
 
     yield start
@@ -369,7 +283,7 @@ class LiveServer:
     """A running server, the environment it (and the CLI against its database) runs with, and the
     tokens of an owner and a member made before it started serving."""
 
-    def __init__(self, process: ServerProcess, env: Mapping[str, str], users: Mapping[str, tuple[str, str]]):
+    def __init__(self, process: ServerProcess, env: Mapping[str, str], users: Users):
         self.process = process
         self.env = dict(env)
         self.users = dict(users)  # username -> (user id, token)
@@ -398,10 +312,9 @@ class LiveServer:
 
 def run_coderapi(*args: str, env: Mapping[str, str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """`coderapi <args>` as a child process with `env`, its output captured as text."""
-    import sys
-
-    exe = str(pathlib.Path(sys.executable).parent / "coderapi")
-    return subprocess.run([exe, *args], env=dict(env), capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [venv_command("coderapi"), *args], env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def assert_one_line_failure(done: subprocess.CompletedProcess[str], *secrets: str) -> str:
@@ -425,26 +338,10 @@ def coderapi_cli(*args: str, env: Mapping[str, str], timeout: float = 60.0) -> s
     return done.stdout.strip()
 
 
-def seed_users_in_store(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
-    """An owner and a member with a token each, written straight into the database `env` configures
-    (the same Store the server opens): `{username: (user id, token)}`."""
-    from coderapi.database.open import open_store
-
-    store = open_store(load((), dict(env)), Settings.from_environ(env))
-    try:
-        store.migrate()
-        users: dict[str, tuple[str, str]] = {}
-        for name, roles in (("owner", ["owner"]), ("member", [])):
-            user = store.insert_user(name, f"{name}@example.com", roles)
-            users[name] = (str(user.id), apikey.issue(store, user.id, TEST_TOKEN_LIFETIME))
-        return users
-    finally:
-        store.close()
-
-
-def seed_users_with_cli(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
-    """The same as `seed_users_in_store`, through the real `coderapi users|tokens create` commands."""
-    users: dict[str, tuple[str, str]] = {}
+def seed_users_with_cli(env: Mapping[str, str]) -> Users:
+    """An owner and a member as `seed_users` makes them, through the real `coderapi users|tokens create`
+    commands."""
+    users: Users = {}
     for name, roles in (("owner", "owner"), ("member", "")):
         argv = ["users", "create", "--username", name, "--email", f"{name}@example.com"]
         user_id = coderapi_cli(*argv, *(["--roles", roles] if roles else []), env=env)
@@ -457,13 +354,11 @@ def live_server(
     *flags: str,
     env: Mapping[str, str] | None = None,
     workers: int = 2,
-    seed: Callable[[Mapping[str, str]], dict[str, tuple[str, str]]] = seed_users_in_store,
-) -> Any:
+    seed: Callable[[Mapping[str, str]], Users] = seed_users,
+) -> contextlib.AbstractContextManager[LiveServer]:
     """A context manager: seed users into the database, run `coderapi server *flags` on a free port
     with its data in `directory`, wait until it is ready, yield a LiveServer, stop it on exit. Usable
     from module-scoped fixtures (the `start_server` fixture is per test)."""
-    import contextlib
-    import sys
 
     @contextlib.contextmanager
     def run() -> Iterator[LiveServer]:
@@ -471,15 +366,9 @@ def live_server(
         data = str(directory / "data")
         child = child_env({"CODERAPI_DATA_DIR": data, "CODERAPI_WORKERS": str(workers), **(env or {})})
         users = seed(child)
-        port = free_port()
-        exe = str(pathlib.Path(sys.executable).parent / "coderapi")
-        argv = [exe, "server", "--http-address", f"127.0.0.1:{port}", *flags]
-        proc = ServerProcess(argv, child, directory / "server.out", port)
-        try:
-            wait_http(proc.url + "/healthz", alive=proc.alive)
+        with ServerProcess(flags, child, directory / "server.out") as proc:
+            proc.wait_ready()
             yield LiveServer(proc, child, users)
-        finally:
-            proc.stop()
 
     return run()
 
@@ -553,4 +442,4 @@ def assert_envelope(status: int, headers: Any, body: bytes, message: str | None 
         assert set(v) == {"field", "detail"} and all(isinstance(x, str) for x in v.values()), doc
     if message is not None:
         assert doc["message"] == message, doc
-    return doc  # type: ignore[no-any-return]
+    return doc

@@ -1,19 +1,28 @@
 """Reaching the real PostgreSQL and Redis the tests use.
 
 A test that needs a service skips only when the service is absent and `CI` is unset; in CI a missing
-service fails the run.
+service fails the run. PostgreSQL is the server of CODERAPI_TEST_PG_URL (see `coderapi.testing`), and
+only a test with the `postgres` marker may reach it, so `-m "not postgres"` runs without it.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import uuid
 
 import pytest
 
-PG_ADMIN_URL = os.environ.get("CODERAPI_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from coderapi import testing
+
 REDIS_URL = os.environ.get("CODERAPI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Whether the test being set up or run carries the `postgres` marker (set by conftest for each test).
+_postgres_marked = False
+
+
+def entering(item: pytest.Item) -> None:
+    """Called as each test starts its setup: what `require_postgres` checks its markers against."""
+    global _postgres_marked
+    _postgres_marked = item.get_closest_marker("postgres") is not None
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -33,30 +42,10 @@ def require(name: str, host: str, port: int) -> None:
 
 
 def require_postgres() -> None:
-    require("PostgreSQL", "127.0.0.1", 5432)
+    if not _postgres_marked:
+        pytest.fail("this test reaches PostgreSQL without the postgres marker", pytrace=False)
+    require("PostgreSQL", *testing.pg_address())
 
 
 def require_redis() -> None:
     require("Redis", "127.0.0.1", 6379)
-
-
-def unique_name(prefix: str) -> str:
-    """A name no other test run uses (databases, Redis key prefixes)."""
-    return f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-
-
-def create_pg_database(name: str) -> str:
-    """Create database `name` on the test server and return its URL."""
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _db = PG_ADMIN_URL.rpartition("/")
-    return f"{base}/{name}"
-
-
-def drop_pg_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

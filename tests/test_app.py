@@ -106,7 +106,7 @@ def test_unhandled_exception_is_a_500_envelope_with_the_traceback_only_in_the_lo
 ) -> None:
     app: Flask = make_app()
 
-    def boom() -> None:
+    def boom() -> str:
         raise RuntimeError("secret internals")
 
     app.add_url_rule("/api/v2/boom", "boom", boom)

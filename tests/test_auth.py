@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -33,16 +34,17 @@ INVALID_CHALLENGE = EXPIRED_CHALLENGE.replace("The access token has expired", "T
 Auth = Callable[[str], dict[str, str]]
 
 
-def body(resp: object) -> dict[str, str]:
-    return json.loads(resp.data)  # type: ignore[attr-defined, no-any-return]
+def body(resp: TestResponse) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(resp.data)
+    return doc
 
 
-def assert_refused(resp: object, message: str, detail: str | None, challenge: str = EXPIRED_CHALLENGE) -> None:
-    assert resp.status_code == 401, resp.data  # type: ignore[attr-defined]
+def assert_refused(resp: TestResponse, message: str, detail: str | None, challenge: str = EXPIRED_CHALLENGE) -> None:
+    assert resp.status_code == 401, resp.data
     expected = {"message": message} | ({"detail": detail} if detail else {})
     assert body(resp) == expected
-    assert resp.headers["WWW-Authenticate"] == challenge  # type: ignore[attr-defined]
-    assert resp.headers["Content-Type"] == "application/json; charset=utf-8"  # type: ignore[attr-defined]
+    assert resp.headers["WWW-Authenticate"] == challenge
+    assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
 
 
 def test_no_token(client: FlaskClient) -> None:
@@ -163,7 +165,7 @@ def send(client: FlaskClient, source: str, token: str, path: str = PROBE) -> Tes
         "bearer": {"headers": {"Authorization": f"bEaReR {token} "}},
         "access_token": {"query_string": {"access_token": f" {token}"}},
     }[source]
-    return client.get(path, **kwargs)  # type: ignore[arg-type]
+    return client.get(path, **kwargs)
 
 
 @pytest.mark.parametrize("source", SOURCES)

@@ -90,6 +90,7 @@ def test_db_migrate_creates_the_embedded_database(runner: CliRunner, tmp_path: p
     assert run(runner, "db", "migrate").exit_code == 0
 
 
+@pytest.mark.postgres
 def test_db_migrate_postgres(runner: CliRunner, pg_url: str) -> None:
     out = run(runner, "db", "migrate", env={"CODER_PG_CONNECTION_URL": pg_url})
     assert out.exit_code == 0, out.output
@@ -105,7 +106,8 @@ def test_db_migrate_unreachable_database_is_one_line(runner: CliRunner) -> None:
 
 def test_write_config_leaves_out_external_auth_providers_from_the_environment(tmp_path: pathlib.Path) -> None:
     from coderapi.config import load
-    from tests.conftest import child_env, coderapi_cli
+    from coderapi.testing import child_env
+    from tests.conftest import coderapi_cli
 
     yaml_path = tmp_path / "in.yaml"
     yaml_path.write_text("externalAuthProviders:\n  - id: from-yaml\n    type: gitlab\n")
@@ -147,7 +149,8 @@ BAD_PG_URLS = [
 def test_a_bad_postgres_url_is_one_line_without_its_text(
     tmp_path: pathlib.Path, command: list[str], url: str, reason: str
 ) -> None:
-    from tests.conftest import assert_one_line_failure, child_env, run_coderapi
+    from coderapi.testing import child_env
+    from tests.conftest import assert_one_line_failure, run_coderapi
 
     env = child_env({"CODERAPI_DATA_DIR": str(tmp_path / "data"), "CODER_PG_CONNECTION_URL": url})
     line = assert_one_line_failure(run_coderapi(*command, env=env), "pw", "p%zzw", "::1", "mysql")
@@ -156,7 +159,8 @@ def test_a_bad_postgres_url_is_one_line_without_its_text(
 
 
 def test_a_bad_postgres_conn_max_idle_is_refused(tmp_path: pathlib.Path) -> None:
-    from tests.conftest import assert_one_line_failure, child_env, run_coderapi
+    from coderapi.testing import child_env
+    from tests.conftest import assert_one_line_failure, run_coderapi
 
     env = child_env({"CODERAPI_DATA_DIR": str(tmp_path / "data")})
     line = assert_one_line_failure(run_coderapi("server", "--postgres-conn-max-idle=lots", env=env))

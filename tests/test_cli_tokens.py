@@ -9,7 +9,8 @@ import re
 import pytest
 
 from coderapi import apikey
-from coderapi.cli.tokens import DurationError, format_duration, parse_duration
+from coderapi.cli.tokens import DurationError, parse_duration
+from coderapi.goformat import format_duration
 from tests.test_cli_users import cli_env, db_store, run
 
 __all__ = ["cli_env"]

@@ -10,11 +10,12 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner, Result
 
+from coderapi import testing
 from coderapi.cli import main
 from coderapi.database import Store
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def cli_env(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[dict[str, str]]:
     """The environment a CLI run sees: its own data directory, and PostgreSQL in the second run."""
     env = {"CODERAPI_DATA_DIR": str(tmp_path / "data")}
@@ -22,10 +23,10 @@ def cli_env(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[
         from tests import services
 
         services.require_postgres()
-        name = services.unique_name("coderapi_cli")
-        env["CODER_PG_CONNECTION_URL"] = services.create_pg_database(name)
+        name = testing.unique_name("coderapi_cli")
+        env["CODER_PG_CONNECTION_URL"] = testing.create_pg_database(name)
         yield env
-        services.drop_pg_database(name)
+        testing.drop_pg_database(name)
     else:
         yield env
 
@@ -117,7 +118,8 @@ def test_duplicate_username_case_insensitive(cli_env: dict[str, str]) -> None:
 @pytest.mark.parametrize("command", [["users", "list"], ["tokens", "create", "--user", "x"]])
 @pytest.mark.parametrize("url", ["postgres://u:pw@127.0.0.1:notaport/db", "postgres://[::1/db", "mysql://u:pw@h/db"])
 def test_a_bad_postgres_url_is_one_line(tmp_path: pathlib.Path, command: list[str], url: str) -> None:
-    from tests.conftest import assert_one_line_failure, child_env, run_coderapi
+    from coderapi.testing import child_env
+    from tests.conftest import assert_one_line_failure, run_coderapi
 
     env = child_env({"CODERAPI_DATA_DIR": str(tmp_path / "data"), "CODER_PG_CONNECTION_URL": url})
     line = assert_one_line_failure(run_coderapi(*command, env=env), "pw", "::1", "mysql")
@@ -132,7 +134,8 @@ def test_a_write_to_a_read_only_database_is_one_line(tmp_path: pathlib.Path, com
     import subprocess
     import sys
 
-    from tests.conftest import assert_one_line_failure, child_env, coderapi_cli
+    from coderapi.testing import child_env
+    from tests.conftest import assert_one_line_failure, coderapi_cli
 
     env = child_env({"CODERAPI_DATA_DIR": str(tmp_path / "data")})
     coderapi_cli("users", "create", "--username", "a", "--email", "a@example.com", env=env)

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from coderapi import testing
+from coderapi.testing import ChildProcess, child_env, free_port, venv_command
 from tests import services
-from tests.conftest import ChildProcess, child_env, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -61,7 +62,7 @@ class Cluster:
         self.env = env
 
     def cli(self, *args: str) -> str:
-        coderapi = str(pathlib.Path(sys.executable).parent / "coderapi")
+        coderapi = venv_command("coderapi")
         out = subprocess.run([coderapi, *args], env=self.env, capture_output=True, text=True, timeout=60, check=False)
         assert out.returncode == 0, out.stderr
         return out.stdout.strip()
@@ -71,8 +72,8 @@ class Cluster:
 def cluster(tmp_path: pathlib.Path) -> Iterator[Cluster]:
     services.require_postgres()
     services.require_redis()
-    db = services.unique_name("coderapi_cluster")
-    pg_url = services.create_pg_database(db)
+    db = testing.unique_name("coderapi_cluster")
+    pg_url = testing.create_pg_database(db)
     port, node_port = free_port(), free_port_pair()
     env = child_env(
         {
@@ -83,7 +84,7 @@ def cluster(tmp_path: pathlib.Path) -> Iterator[Cluster]:
             "CLUSTER_NODE_PORT": str(node_port),
             "CLUSTER_DIR": str(tmp_path / "cluster"),
             "CODERAPI_WORKERS": "2",
-            "CODERAPI": str(pathlib.Path(sys.executable).parent / "coderapi"),
+            "CODERAPI": venv_command("coderapi"),
             "PYTHON": sys.executable,
         }
     )
@@ -97,7 +98,7 @@ def cluster(tmp_path: pathlib.Path) -> Iterator[Cluster]:
         yield Cluster(proc, f"http://127.0.0.1:{port}", [node_port, node_port + 1], env)
     finally:
         proc.stop(timeout=30)
-        services.drop_pg_database(db)
+        testing.drop_pg_database(db)
 
 
 def test_two_nodes_answer_as_one_deployment(cluster: Cluster) -> None:

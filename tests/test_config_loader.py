@@ -11,7 +11,7 @@ from coderapi.config import ConfigError, DeploymentValues, load
 from coderapi.config.experiments import read_experiments
 from coderapi.config.loader import external_auth_from_env
 from coderapi.config.options import OPTIONS, OPTIONS_BY_FIELD
-from tests.conftest import child_env
+from coderapi.testing import child_env
 
 H = 3600 * 1_000_000_000
 

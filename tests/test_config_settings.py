@@ -7,7 +7,8 @@ import pathlib
 import pytest
 
 from coderapi.config.settings import Settings, SettingsError
-from tests.conftest import assert_one_line_failure, child_env, run_coderapi
+from coderapi.testing import child_env
+from tests.conftest import assert_one_line_failure, run_coderapi
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,10 @@ import re
 import threading
 import uuid
 
+import pytest
 from sqlalchemy import inspect
 
+from coderapi import testing
 from coderapi.database import Store
 from coderapi.database.migrate import current
 from coderapi.database.tables import metadata
@@ -61,11 +63,12 @@ def test_deployment_id_survives_reopening(tmp_path: pathlib.Path) -> None:
     s2.close()
 
 
+@pytest.mark.postgres
 def test_nodes_starting_together_on_postgres_agree_on_the_deployment_id() -> None:
     """Eight stores (as eight nodes would) migrate and create the id at the same moment on a new database."""
     services.require_postgres()
-    name = services.unique_name("coderapi_race")
-    url = services.create_pg_database(name)
+    name = testing.unique_name("coderapi_race")
+    url = testing.create_pg_database(name)
     try:
         stores = [Store(url) for _ in range(8)]
         barrier = threading.Barrier(len(stores))
@@ -92,7 +95,7 @@ def test_nodes_starting_together_on_postgres_agree_on_the_deployment_id() -> Non
         for s in stores:
             s.close()
     finally:
-        services.drop_pg_database(name)
+        testing.drop_pg_database(name)
 
 
 def test_key_lookup_rows_map_onto_the_dataclasses_by_position() -> None:

@@ -26,15 +26,8 @@ import pytest
 
 from coderapi import apikey, serving
 from coderapi.httpmw.apikey import FETCH_KEY_ERROR_DETAIL, INTERNAL_ERROR_MESSAGE
-from tests.conftest import (
-    LiveServer,
-    assert_envelope,
-    coderapi_cli,
-    free_port,
-    http_request,
-    live_server,
-    seed_users_with_cli,
-)
+from coderapi.testing import free_port
+from tests.conftest import LiveServer, assert_envelope, coderapi_cli, http_request, live_server, seed_users_with_cli
 
 pytestmark = pytest.mark.slow
 

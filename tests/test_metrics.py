@@ -15,7 +15,8 @@ from coderapi import metrics
 from coderapi.database import Store
 from coderapi.database.engine import make_engine
 from coderapi.database.users import User
-from tests.conftest import MakeApp, MakeToken, MakeUser, free_port
+from coderapi.testing import free_port
+from tests.conftest import MakeApp, MakeToken, MakeUser
 
 
 def sample(m: metrics.Metrics, name: str, labels: dict[str, str] | None = None) -> float:

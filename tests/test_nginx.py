@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
+from coderapi.testing import ChildProcess, child_env, free_port, wait_http
 from tests import services
-from tests.conftest import ChildProcess, StartServer, child_env, free_port, wait_http
+from tests.conftest import StartServer
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,9 @@ from coderapi.config.settings import Settings
 from coderapi.database import Store
 from coderapi.httpmw.ratelimit import _ip_key, configured_limit
 from coderapi.serving import default_workers
+from coderapi.testing import ServerProcess, seed_users
 from tests import services
-from tests.conftest import MakeApp, ServerProcess, StartServer, http_request, seed_users_in_store
+from tests.conftest import MakeApp, StartServer, http_request
 
 Auth = Callable[[str], dict[str, str]]
 PROBE = "/api/v2/users/me/keys/tokens/tokenconfig"
@@ -324,7 +325,7 @@ def test_default_workers_of_one_server_share_one_budget(start_server: StartServe
     workers = default_workers()
     assert workers > 1
     _wait_workers_ready(server, workers)
-    token = seed_users_in_store({"CODERAPI_DATA_DIR": str(tmp_path / "node")})["member"][1]
+    token = seed_users({"CODERAPI_DATA_DIR": str(tmp_path / "node")})["member"][1]
 
     fresh_window(10)
     statuses = _parallel(server.port, "/api/v2/buildinfo", 32)

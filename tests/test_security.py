@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import inspect
 import json
 import pathlib
 import uuid
@@ -26,7 +25,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select, table, text
 from sqlalchemy import inspect as sa_inspect
 
-from coderapi import apikey
+from coderapi import apikey, testing
 from coderapi.config.options import OPTIONS
 from coderapi.database.engine import sqlalchemy_url
 from coderapi.database.users import User
@@ -62,8 +61,8 @@ def secret_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Li
     services.require_postgres()
     directory = tmp_path_factory.mktemp("secrets")
     sentinels = {o.env: f"sentinel{n:02d}x{uuid.uuid4().hex[:12]}" for n, o in enumerate(SECRET_OPTIONS)}
-    db = services.unique_name("coderapi_secrets")
-    url = services.create_pg_database(db)
+    db = testing.unique_name("coderapi_secrets")
+    url = testing.create_pg_database(db)
     base, _, name = url.rpartition("/")
     scheme, _, host = base.partition("://")
     user, _, hostport = host.partition("@")
@@ -80,7 +79,7 @@ def secret_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Li
         with live_server(directory, *flags, env=env, workers=2, seed=seed_users_with_cli) as server:
             yield server, sentinels, directory
     finally:
-        services.drop_pg_database(db)
+        testing.drop_pg_database(db)
 
 
 def needles(sentinels: dict[str, str]) -> list[str]:
@@ -146,6 +145,7 @@ def call_every_endpoint(server: LiveServer) -> list[bytes]:
 
 
 @pytest.mark.slow
+@pytest.mark.postgres
 def test_no_secret_anywhere(secret_server: tuple[LiveServer, dict[str, str], pathlib.Path]) -> None:
     server, sentinels, directory = secret_server
     # The configuration really holds them: the values are loaded, they are just never shown.
@@ -164,8 +164,8 @@ def test_no_secret_anywhere(secret_server: tuple[LiveServer, dict[str, str], pat
 
     secrets_ = [s.encode() for s in needles(sentinels)]
     for answer in answers:
-        for needle in secrets_:
-            assert needle not in answer, (needle, answer[:300])
+        for raw in secrets_:
+            assert raw not in answer, (raw, answer[:300])
 
     # Everything the server wrote: its own output and both log files, at debug level.
     output = server.process.output()
@@ -187,6 +187,7 @@ def test_no_secret_anywhere(secret_server: tuple[LiveServer, dict[str, str], pat
 
 
 @pytest.mark.slow
+@pytest.mark.postgres
 def test_database_holds_no_secret_and_no_plain_token(secret_server: tuple[LiveServer, dict[str, str], Any]) -> None:
     server, sentinels, _directory = secret_server
     engine = create_engine(sqlalchemy_url(sentinels["CODER_PG_CONNECTION_URL"]))
@@ -223,34 +224,52 @@ def test_database_holds_no_secret_and_no_plain_token(secret_server: tuple[LiveSe
 # --- constant-time comparison ---------------------------------------------------------------------
 
 
-def test_validate_hash_uses_compare_digest(monkeypatch: pytest.MonkeyPatch) -> None:
-    source = inspect.getsource(apikey.validate_hash)
-    assert "hmac.compare_digest" in source and "==" not in source
+class NoEquality(bytes):
+    """A stored hash that fails the test when anything compares it with `==` or `!=`."""
+
+    def __eq__(self, other: object) -> bool:
+        raise AssertionError("the stored hash was compared with ==")
+
+    def __ne__(self, other: object) -> bool:
+        raise AssertionError("the stored hash was compared with !=")
+
+    __hash__ = bytes.__hash__
+
+
+@pytest.fixture
+def compare_digest_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes, bytes]]:
+    """Every `hmac.compare_digest(a, b)` made during the test, as (a, b)."""
     calls: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
-        calls.append((a, b))
+        calls.append((bytes(a), bytes(b)))
         return real(a, b)
 
-    monkeypatch.setattr(apikey.hmac, "compare_digest", spy)
-    stored = apikey.hash_secret("s" * 22)
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    return calls
+
+
+def test_validate_hash_uses_compare_digest(compare_digest_calls: list[tuple[bytes, bytes]]) -> None:
+    plain = apikey.hash_secret("s" * 22)
+    stored = NoEquality(plain)
     assert apikey.validate_hash(stored, "s" * 22)
     assert not apikey.validate_hash(stored, "t" * 22)
-    assert calls == [(stored, stored), (apikey.hash_secret("t" * 22), stored)]
+    assert compare_digest_calls == [(plain, plain), (apikey.hash_secret("t" * 22), plain)]
+
+
+def test_validate_hash_answers_what_compare_digest_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A compare_digest that answers the opposite: the check must follow it, so nothing else decides.
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: not real(a, b))
+    stored = NoEquality(apikey.hash_secret("s" * 22))
+    assert not apikey.validate_hash(stored, "s" * 22)
+    assert apikey.validate_hash(stored, "t" * 22)
 
 
 def test_request_path_compares_with_compare_digest(
-    client: FlaskClient, member_token: str, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient, member_token: str, compare_digest_calls: list[tuple[bytes, bytes]]
 ) -> None:
-    calls: list[tuple[bytes, bytes]] = []
-    real = hmac.compare_digest
-
-    def spy(a: bytes, b: bytes) -> bool:
-        calls.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(apikey.hmac, "compare_digest", spy)
     key_id, secret = member_token.split("-")
     assert client.get("/api/v2/deployment/ssh", headers={TOKEN_HEADER: member_token}).status_code == 200
     # A wrong secret of the same length, differing only in its last character: refused.
@@ -258,7 +277,7 @@ def test_request_path_compares_with_compare_digest(
     resp = client.get("/api/v2/deployment/ssh", headers={TOKEN_HEADER: f"{key_id}-{wrong}"})
     doc = assert_envelope(resp.status_code, resp.headers, resp.data, SIGNED_OUT_MESSAGE)
     assert (resp.status_code, doc["detail"]) == (401, SECRET_INVALID_DETAIL)
-    assert [a for a, _b in calls] == [apikey.hash_secret(secret), apikey.hash_secret(wrong)]
+    assert [a for a, _b in compare_digest_calls] == [apikey.hash_secret(secret), apikey.hash_secret(wrong)]
 
 
 # --- what a member cannot read ----------------------------------------------------------------------

@@ -223,7 +223,8 @@ def test_a_read_only_database_at_worker_boot_stops_the_server(tmp_path: pathlib.
 
     from gunicorn.arbiter import Arbiter
 
-    from tests.conftest import ChildProcess, child_env, coderapi_cli, free_port
+    from coderapi.testing import ChildProcess, child_env, free_port
+    from tests.conftest import coderapi_cli
 
     env = child_env({"CODERAPI_DATA_DIR": str(tmp_path / "data"), "CODERAPI_WORKERS": "2"})
     coderapi_cli("db", "migrate", env=env)

@@ -17,7 +17,8 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import ChildProcess, StartServer, child_env, free_port, wait_http
+from coderapi.testing import ChildProcess, child_env, free_port, wait_http
+from tests.conftest import StartServer
 from tests.test_ratelimit import fresh_window
 from tests.test_serving import write_cert
 
@@ -51,7 +52,8 @@ def wait_for(cond: object, timeout: float = 30.0, what: str = "condition") -> No
 
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        return resp.read().decode()
+        body: bytes = resp.read()
+        return body.decode()
 
 
 def counter(text: str, name: str, **labels: str) -> float:

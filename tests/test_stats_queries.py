@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from coderapi import testing
 from coderapi.database import Store
 from coderapi.database.stats import AgentStatsSummary, WorkspaceStatusCounts, percentile_cont
 from coderapi.database.tables import provisioner_jobs, workspace_agent_stats, workspace_builds, workspaces
@@ -231,7 +232,7 @@ def pg_conn() -> Iterator[Any]:
     services.require_postgres()
     import psycopg
 
-    with psycopg.connect(services.PG_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(testing.pg_admin_url(), autocommit=True) as conn:
         yield conn
 
 
@@ -266,7 +267,7 @@ def test_sqlite_and_postgresql_agree_on_random_rows(tmp_path: pathlib.Path, pg_u
             conn.execute(text("TRUNCATE workspace_agent_stats"))
         rng = random.Random(11)
         agents = [uuid.uuid4() for _ in range(40)]
-        batch = []
+        batch: list[dict[str, Any]] = []
         for _ in range(1500):
             at = NOW - dt.timedelta(microseconds=rng.randrange(20 * 60 * 1_000_000))
             batch.append(

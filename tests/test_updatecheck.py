@@ -19,7 +19,8 @@ from coderapi.database import Store
 from coderapi.runtime import EXTENSION_KEY, Runtime
 from coderapi.services import updatecheck
 from coderapi.services.updatecheck import LAST_UPDATE_CHECK_KEY, UpdateChecker, UpdateCheckError, UpdateCheckResult
-from tests.conftest import CLOSED_FEED_URL, MakeApp
+from coderapi.testing import CLOSED_FEED_URL
+from tests.conftest import MakeApp
 
 RELEASE_URL = "https://github.com/coderapi/coderapi/releases/tag/v99.999.999"
 SETTLE_TIMEOUT = 10.0

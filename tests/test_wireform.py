@@ -28,7 +28,8 @@ from coderapi.database import Store
 from coderapi.openapi import build_spec
 from coderapi.runtime import EXTENSION_KEY, Runtime
 from coderapi.services.statscache import DeploymentStatsSnapshot
-from tests.conftest import MakeApp, child_env
+from coderapi.testing import child_env
+from tests.conftest import MakeApp
 from tests.contract import OPTIONS_DATA
 
 CODERD = pytest.mark.wire_format("coderd")
@@ -211,6 +212,7 @@ def test_every_body_decodes_with_the_go_sdk_rules(
     decode_deployment_config(body)
     text = json.dumps(body)
     assert not any(s in text for s in SENTINELS)
+    decode: Callable[[Any], None]
     for path, decode in (
         ("/api/v2/buildinfo", lambda b: decode_strings(b, "BuildInfoResponse")),
         ("/api/v2/updatecheck", lambda b: decode_strings(b, "UpdateCheckResponse")),
