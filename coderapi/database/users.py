@@ -134,11 +134,6 @@ class UserQueries:
             conn.execute(update(users).where(users.c.id == user_id).values(status=status, updated_at=now()))
         self._forget_user(user_id)
 
-    def update_user_last_seen_at(self, user_id: uuid.UUID, at: dt.datetime) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(users).where(users.c.id == user_id).values(last_seen_at=at, updated_at=at))
-        self._forget_user(user_id)
-
     def delete_user(self, user_id: uuid.UUID) -> None:
         """Mark the user deleted (coderd keeps the row) and delete every API key they hold, in one
         transaction, so their tokens stop working at once."""
