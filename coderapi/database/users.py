@@ -6,11 +6,12 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, Row, bindparam, delete, func, select, update
+from sqlalchemy import Engine, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from coderapi.database.rows import RowDecoder
 from coderapi.database.tables import api_keys, users
 
 if TYPE_CHECKING:
@@ -39,24 +40,8 @@ class User:
     last_seen_at: dt.datetime | None
     deleted: bool
 
-    @classmethod
-    def from_row(
-        cls,
-        row: Row[Any] | Any,
-    ) -> User:
-        m = row._mapping
-        return cls(
-            id=m["id"],
-            email=m["email"],
-            username=m["username"],
-            status=m["status"],
-            rbac_roles=tuple(m["rbac_roles"] or ()),
-            login_type=m["login_type"],
-            created_at=m["created_at"],
-            updated_at=m["updated_at"],
-            last_seen_at=m["last_seen_at"],
-            deleted=bool(m["deleted"]),
-        )
+
+USER_ROW = RowDecoder(User, users)
 
 
 def now() -> dt.datetime:
@@ -113,19 +98,19 @@ class UserQueries:
         """The user with this id, unless deleted."""
         with self.engine.connect() as conn:
             row = conn.execute(_BY_ID, {"user_id": user_id}).first()
-        return User.from_row(row) if row is not None else None
+        return USER_ROW.decode(row) if row is not None else None
 
     def get_user_by_username(self, username: str) -> User | None:
         """The user with this username compared case-insensitively, unless deleted."""
         with self.engine.connect() as conn:
             row = conn.execute(_BY_USERNAME, {"username": username.lower()}).first()
-        return User.from_row(row) if row is not None else None
+        return USER_ROW.decode(row) if row is not None else None
 
     def list_users(self) -> list[User]:
         """Every user that is not deleted, oldest first."""
         stmt = select(users).where(users.c.deleted.is_(False)).order_by(users.c.created_at, users.c.username)
         with self.engine.connect() as conn:
-            return [User.from_row(row) for row in conn.execute(stmt)]
+            return [USER_ROW.decode(row) for row in conn.execute(stmt)]
 
     def update_user_status(self, user_id: uuid.UUID, status: str) -> None:
         if status not in STATUSES:
