@@ -15,7 +15,7 @@ from sqlalchemy import inspect
 from coderapi import apikey
 from coderapi.database import Store
 from coderapi.database.migrate import current
-from coderapi.database.rows import RowDecoder
+from coderapi.database.rows import TableRow
 from coderapi.database.tables import metadata, site_configs, users
 from coderapi.database.users import now
 from tests import services
@@ -141,8 +141,8 @@ def test_a_row_decoder_refuses_a_dataclass_that_is_not_its_table_in_order() -> N
         value: str
         key: str
 
-    assert RowDecoder(SiteConfig, site_configs).decode(("k", "v")) == SiteConfig("k", "v")
+    assert TableRow(SiteConfig, site_configs).decode(("k", "v")) == SiteConfig("k", "v")
     with pytest.raises(TypeError, match="not site_configs's columns in order"):
-        RowDecoder(Swapped, site_configs)
+        TableRow(Swapped, site_configs)
     with pytest.raises(TypeError, match="not users's columns in order"):
-        RowDecoder(SiteConfig, users)
+        TableRow(SiteConfig, users)

@@ -16,11 +16,11 @@ from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from coderapi.database.keycache import KeyCache
 from coderapi.database.pinned import Disconnected, PinnedConnections
-from coderapi.database.rows import RowDecoder
+from coderapi.database.rows import TableRow
 from coderapi.database.tables import api_keys, users
 from coderapi.database.users import USER_ROW, User, now
 
@@ -48,7 +48,7 @@ class APIKey:
     scopes: tuple[str, ...]
 
 
-KEY_ROW = RowDecoder(APIKey, api_keys)
+KEY_ROW = TableRow(APIKey, api_keys)
 
 # The hot query, every column of the key and then of its user: compiled once per driver and run on a
 # pinned connection (pinned.py), which skips SQLAlchemy's per-execution work (about a third of an
@@ -112,26 +112,22 @@ class APIKeyQueries:
     ) -> APIKey:
         """Store a key. Raises DuplicateTokenNameError when the user has a token of that name."""
         at = created_at or now()
-        values = {
-            "id": key_id,
-            "hashed_secret": hashed_secret,
-            "user_id": user_id,
-            "last_used": at,
-            "expires_at": expires_at,
-            "created_at": at,
-            "updated_at": at,
-            "login_type": login_type,
-            "lifetime_seconds": lifetime_seconds,
-            "ip_address": ip_address,
-            "token_name": token_name,
-            "scopes": list(scopes),
-        }
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(api_keys.insert().values(**values))
-        except IntegrityError:
-            raise DuplicateTokenNameError(f"a token named {token_name!r} already exists for this user") from None
-        return APIKey(**{**values, "scopes": tuple(scopes)})  # type: ignore[arg-type]
+        key = APIKey(
+            id=key_id,
+            hashed_secret=hashed_secret,
+            user_id=user_id,
+            last_used=at,
+            expires_at=expires_at,
+            created_at=at,
+            updated_at=at,
+            login_type=login_type,
+            lifetime_seconds=lifetime_seconds,
+            ip_address=ip_address,
+            token_name=token_name,
+            scopes=tuple(scopes),
+        )
+        duplicate = DuplicateTokenNameError(f"a token named {token_name!r} already exists for this user")
+        return KEY_ROW.insert(self.engine, key, duplicate)
 
     def get_api_key_with_user(self, key_id: str) -> tuple[APIKey, User] | None:
         """The key with this id and its user (deleted or not). On PostgreSQL an answer kept by the

@@ -1,4 +1,4 @@
-"""Dataclasses read from rows by position: a table's columns, in table order, are its dataclass's fields.
+"""Dataclasses as rows of their tables: a table's columns, in table order, are its dataclass's fields.
 
 A row arrives in one of three forms, named like the `Dialect.name` of the driver handing it over:
 `sqlalchemy` (SQLAlchemy's Python values), `sqlite` (sqlite3's own values) or `postgresql` (libpq's
@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import JSON, Boolean, Column, Integer, LargeBinary, String, Table, Uuid
+from sqlalchemy import JSON, Boolean, Column, Engine, Integer, LargeBinary, String, Table, Uuid
+from sqlalchemy.exc import IntegrityError
 
 from coderapi.database.types import UTCDateTime
 
@@ -71,12 +72,13 @@ def _reader(column: Column[Any], form: str) -> Read:
     raise TypeError(f"no reader for column {column} of type {column.type!r}")
 
 
-class RowDecoder(Generic[T]):
-    """Builds a `cls` from the values of `table`'s columns, in table order. `cls`'s fields must be the
-    columns, by name and in order (TypeError otherwise)."""
+class TableRow(Generic[T]):
+    """`cls` as a row of `table`: built from the values of the table's columns, in table order, and
+    inserted as one. `cls`'s fields must be the columns, by name and in order (TypeError otherwise)."""
 
     def __init__(self, cls: type[T], table: Table) -> None:
         self.cls = cls
+        self.table = table
         self.columns: tuple[Column[Any], ...] = tuple(table.columns)
         fields = [f.name for f in dataclasses.fields(cls)]
         if fields != [c.name for c in self.columns]:
@@ -97,3 +99,13 @@ class RowDecoder(Generic[T]):
             return cls(*values)
 
         return decode
+
+    def insert(self, engine: Engine, obj: T, duplicate: Exception) -> T:
+        """Insert `obj` and return it. Raises `duplicate` when the database refuses the row (a unique
+        or foreign key constraint)."""
+        try:
+            with engine.begin() as conn:
+                conn.execute(self.table.insert().values({c.name: getattr(obj, c.name) for c in self.columns}))
+        except IntegrityError:
+            raise duplicate from None
+        return obj

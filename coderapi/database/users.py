@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, bindparam, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
 
-from coderapi.database.rows import RowDecoder
+from coderapi.database.rows import TableRow
 from coderapi.database.tables import api_keys, users
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ class User:
     deleted: bool
 
 
-USER_ROW = RowDecoder(User, users)
+USER_ROW = TableRow(User, users)
 
 
 def now() -> dt.datetime:
@@ -75,24 +74,20 @@ class UserQueries:
     ) -> User:
         """Create a user. Raises DuplicateUserError when the username or email is taken."""
         at = created_at or now()
-        values = {
-            "id": uuid.uuid4(),
-            "email": email,
-            "username": username,
-            "status": status,
-            "rbac_roles": list(roles),
-            "login_type": login_type,
-            "created_at": at,
-            "updated_at": at,
-            "last_seen_at": None,
-            "deleted": False,
-        }
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(users.insert().values(**values))
-        except IntegrityError:
-            raise DuplicateUserError(f"a user with username {username!r} or email {email!r} already exists") from None
-        return User(**{**values, "rbac_roles": tuple(roles)})  # type: ignore[arg-type]
+        user = User(
+            id=uuid.uuid4(),
+            email=email,
+            username=username,
+            status=status,
+            rbac_roles=tuple(roles),
+            login_type=login_type,
+            created_at=at,
+            updated_at=at,
+            last_seen_at=None,
+            deleted=False,
+        )
+        duplicate = DuplicateUserError(f"a user with username {username!r} or email {email!r} already exists")
+        return USER_ROW.insert(self.engine, user, duplicate)
 
     def get_user_by_id(self, user_id: uuid.UUID) -> User | None:
         """The user with this id, unless deleted."""
