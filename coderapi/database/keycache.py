@@ -208,29 +208,35 @@ class KeyCache:
         stop = self._stop
         delay = BACKOFF_FIRST_SECONDS
         while not stop.is_set():
-            try:
-                conn = self._connect()
-            except Exception as err:  # noqa: BLE001 (any failure to connect means: retry later)
-                log.debug("token cache listener cannot connect: %s", _one_line(err))
-                stop.wait(delay)
-                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+            listened = self._session(stop)
+            if listened is None:
+                stop.wait(NO_LISTEN_RETRY_SECONDS)
                 continue
-            self._conn = conn
-            try:
-                if not self._listen(conn, stop):
-                    _close(conn)
-                    stop.wait(NO_LISTEN_RETRY_SECONDS)
-                    continue
+            if listened:
                 delay = BACKOFF_FIRST_SECONDS
-                self._serve(conn, stop)
-            except Exception as err:  # noqa: BLE001 (a lost connection, whatever the driver calls it)
-                if not stop.is_set():
-                    log.warning(LOST_MESSAGE, _one_line(err))
-            finally:
-                self._lost(stop)
-                _close(conn)
             stop.wait(delay)
             delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+
+    def _session(self, stop: threading.Event) -> bool | None:
+        """One connection: connect, LISTEN, serve notifications until it is lost or `stop` is set.
+        True when it listened, False when it could not connect, None when LISTEN proved unusable."""
+        try:
+            conn = self._connect()
+        except Exception as err:  # noqa: BLE001 (any failure to connect means: retry later)
+            log.debug("token cache listener cannot connect: %s", _one_line(err))
+            return False
+        self._conn = conn
+        try:
+            if not self._listen(conn, stop):
+                return None
+            self._serve(conn, stop)
+        except Exception as err:  # noqa: BLE001 (a lost connection, whatever the driver calls it)
+            if not stop.is_set():
+                log.warning(LOST_MESSAGE, _one_line(err))
+        finally:
+            self._lost(stop)
+            _close(conn)
+        return True
 
     def _connect(self) -> Any:
         import psycopg
