@@ -34,6 +34,9 @@ class DuplicateTokenNameError(ValueError):
 
 @dataclass(frozen=True)
 class APIKey:
+    """A row of `api_keys` (coderd's database.APIKey): the token's id, the SHA-256 of its secret, its
+    user, and its lifetime and last use."""
+
     id: str
     hashed_secret: bytes
     user_id: uuid.UUID

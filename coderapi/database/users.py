@@ -28,6 +28,8 @@ class DuplicateUserError(ValueError):
 
 @dataclass(frozen=True)
 class User:
+    """A row of `users` (coderd's database.User); a deleted user keeps the row, marked `deleted`."""
+
     id: uuid.UUID
     email: str
     username: str
