@@ -161,10 +161,6 @@ class KeyCache:
 
     # --- the listener -------------------------------------------------------------------------------
 
-    @property
-    def listening(self) -> bool:
-        return self.epoch != 0
-
     def _ensure_listener(self) -> None:
         thread = self._thread
         if thread is not None and thread.is_alive():
@@ -175,10 +171,6 @@ class KeyCache:
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._run, name="keycache-listener", daemon=True)
             self._thread.start()
-
-    def start(self) -> None:
-        """Start the listener now (lookups start it anyway)."""
-        self._ensure_listener()
 
     def wait_listening(self, timeout: float) -> bool:
         """Start the listener and wait until it listens; False after `timeout` seconds."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -73,17 +73,6 @@ def percentile_rows(count: int, fraction: float) -> tuple[int, int, float]:
 def interpolate(lo: float, hi: float, weight: float) -> float:
     """PostgreSQL's float8 lerp, `lo + (weight * (hi - lo))`, so results match it bit for bit."""
     return lo + (weight * (hi - lo))
-
-
-def percentile_cont(sorted_values: Sequence[float], fraction: float) -> float:
-    """PostgreSQL's `PERCENTILE_CONT(fraction)` over already sorted values. Raises ValueError when
-    there are none (PostgreSQL gives NULL)."""
-    if not sorted_values:
-        raise ValueError("percentile of no values")
-    first, second, weight = percentile_rows(len(sorted_values), fraction)
-    if first == second:
-        return sorted_values[first]
-    return interpolate(sorted_values[first], sorted_values[second], weight)
 
 
 def _sql(*fragments: str) -> str:
