@@ -64,11 +64,14 @@ _KINDS: tuple[tuple[type[Any], _Kind], ...] = (
 
 
 def _reader(column: Column[Any], form: str) -> Read:
-    """How `column`'s value reads in `form`. Raises TypeError for a type no kind covers."""
+    """How `column`'s value reads in `form` (a nullable column's NULL as None). Raises TypeError for a
+    type no kind covers."""
     for type_, kind in _KINDS:
         if isinstance(column.type, type_):
             read: Read = getattr(kind, form)
-            return read
+            if not column.nullable or read is _same:
+                return read
+            return lambda value: None if value is None else read(value)
     raise TypeError(f"no reader for column {column} of type {column.type!r}")
 
 
@@ -86,7 +89,7 @@ class TableRow(Generic[T]):
         self.decode = self.decoder("sqlalchemy")
 
     def decoder(self, form: str) -> Callable[[Sequence[Any]], T]:
-        """The function building a `cls` from the columns' values in `form` (NULL is None in each)."""
+        """The function building a `cls` from the columns' values in `form`."""
         cls, text = self.cls, form == "postgresql"
         # Only the columns whose values need reading: a decoded row costs little more than a tuple.
         reads = tuple((i, read) for i, c in enumerate(self.columns) if (read := _reader(c, form)) is not _same)
@@ -94,8 +97,7 @@ class TableRow(Generic[T]):
         def decode(row: Sequence[Any]) -> T:
             values = [v.decode() if v is not None else None for v in row] if text else list(row)
             for i, read in reads:
-                if values[i] is not None:
-                    values[i] = read(values[i])
+                values[i] = read(values[i])
             return cls(*values)
 
         return decode
