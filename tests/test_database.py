@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import pathlib
 import re
 import threading
 import uuid
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import inspect
 
-from coderapi import testing
+from coderapi import apikey, testing
 from coderapi.database import Store
 from coderapi.database.migrate import current
-from coderapi.database.tables import metadata
+from coderapi.database.rows import TableRow
+from coderapi.database.tables import metadata, site_configs, users
+from coderapi.database.users import now
 from tests import services
+from tests.conftest import MakeToken, MakeUser
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -108,3 +113,37 @@ def test_key_lookup_rows_map_onto_the_dataclasses_by_position() -> None:
 
     assert [f.name for f in fields(APIKey)] == [c.name for c in api_keys.c]
     assert [f.name for f in fields(User)] == [c.name for c in users.c]
+
+
+def test_the_token_lookup_reads_what_the_sqlalchemy_queries_read(
+    store: Store, make_user: MakeUser, make_token: MakeToken
+) -> None:
+    """The lookup's driver rows (sqlite3's values, libpq's text) decode to the very objects
+    SQLAlchemy's rows give, a NULL column included (a user never seen)."""
+    user = make_user("decoded", ("owner", "auditor"))
+    kid = apikey.split(make_token(user, name="decoded"))[0]
+    assert user.last_seen_at is None
+    assert store.get_api_key_with_user(kid) == (store.get_api_key_by_id(kid), store.get_user_by_id(user.id))
+    at = now()
+    store.update_api_key_usage(kid, last_used=at, expires_at=at + dt.timedelta(hours=1), ip_address="10.0.0.1")
+    found = store.get_api_key_with_user(kid)
+    assert found is not None and found[1].last_seen_at == at and found[0].ip_address == "10.0.0.1"
+    assert found == (store.get_api_key_by_id(kid), store.get_user_by_id(user.id))
+
+
+def test_a_row_decoder_refuses_a_dataclass_that_is_not_its_table_in_order() -> None:
+    @dataclass(frozen=True)
+    class SiteConfig:
+        key: str
+        value: str
+
+    @dataclass(frozen=True)
+    class Swapped:
+        value: str
+        key: str
+
+    assert TableRow(SiteConfig, site_configs).decode(("k", "v")) == SiteConfig("k", "v")
+    with pytest.raises(TypeError, match="not site_configs's columns in order"):
+        TableRow(Swapped, site_configs)
+    with pytest.raises(TypeError, match="not users's columns in order"):
+        TableRow(SiteConfig, users)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import pathlib
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from coderapi import apikey
 from coderapi.database import Store
@@ -63,22 +65,46 @@ def seen(store: Store, lookup: Callable[[], Any], done: Callable[[Any], bool]) -
         time.sleep(0.002)
 
 
+def new_connections(store: Store) -> list[Any]:
+    """Every DBAPI connection `store`'s engine opens from now on (the pool emptied first, so the next
+    lookup's pinned connection is among them)."""
+    opened: list[Any] = []
+    event.listen(store.engine, "connect", lambda dbapi_connection, _record: opened.append(dbapi_connection))
+    store.engine.dispose()
+    store.pinned.close()
+    return opened
+
+
+def is_open(connection: Any) -> bool:
+    if isinstance(connection, sqlite3.Connection):
+        try:
+            connection.total_changes  # noqa: B018 (raises once the connection is closed)
+        except sqlite3.ProgrammingError:
+            return False
+        return True
+    return not connection.closed
+
+
 def test_sqlite_keeps_an_answer_only_while_nothing_is_committed(sqlite_store: Store) -> None:
     user = sqlite_store.insert_user("kept", "kept@example.com")
     token = apikey.issue(sqlite_store, user.id, LIFETIME)
+    statements: list[str] = []
+    opened = new_connections(sqlite_store)
+    event.listen(sqlite_store.engine, "connect", lambda conn, _record: conn.set_trace_callback(statements.append))
 
-    def kept_versions() -> set[int]:
-        return {version for version, _answer in sqlite_store.pinned._local.pin.answers.values()}
+    def reads() -> int:
+        """How often the lookup's query has run."""
+        return sum(1 for sql in statements if "FROM api_keys JOIN users" in sql)
 
     first = sqlite_store.get_api_key_with_user(key_id(token))
-    before = kept_versions()
-    # Nothing committed since: the same decoded answer, kept under the same version.
+    assert len(opened) == 1 and reads() == 1
+    # Nothing committed since: the same decoded answer, not read again.
     assert sqlite_store.get_api_key_with_user(key_id(token)) is first
-    assert kept_versions() == before
+    assert reads() == 1
     # Any commit by another connection (here an unrelated user) ends it: the row is read again.
     sqlite_store.insert_user("other", "other@example.com")
     assert sqlite_store.get_api_key_with_user(key_id(token)) == first
-    assert kept_versions() != before
+    assert reads() == 2
 
 
 def test_sqlite_revocation_from_another_process_is_seen_at_once(sqlite_store: Store) -> None:
@@ -116,21 +142,23 @@ def test_each_thread_has_its_own_connection_and_a_finished_thread_closes_it(
     def lookup() -> None:
         results.append(store.get_api_key_with_user(key_id(token)))
 
+    opened = new_connections(store)
     threads = [threading.Thread(target=lookup) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert len(results) == 4 and all(r is not None for r in results)
+    assert len(opened) == 4
     import gc
 
     gc.collect()
-    # Only the pins of live threads remain open (none of the four, none here yet).
-    assert len(store.pinned._open) == 0
+    # Only the connections of live threads remain open (none of the four, none here yet).
+    assert not any(is_open(c) for c in opened)
     store.get_api_key_with_user(key_id(token))
-    assert len(store.pinned._open) == 1
+    assert len(opened) == 5 and is_open(opened[4])
     store.close()
-    assert len(store.pinned._open) == 0
+    assert not any(is_open(c) for c in opened)
 
 
 @pytest.mark.parametrize("attempts", [3])

@@ -7,20 +7,22 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, Row, bindparam, delete, select, update
+from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from coderapi.database.keycache import KeyCache
 from coderapi.database.pinned import Disconnected, PinnedConnections
+from coderapi.database.rows import TableRow
 from coderapi.database.tables import api_keys, users
-from coderapi.database.users import User, now
+from coderapi.database.users import USER_ROW, User, now
 
 LOGIN_TYPE_TOKEN = "token"  # noqa: S105 (a login type, not a secret)
 SCOPE_ALL = "coder:all"
@@ -32,6 +34,9 @@ class DuplicateTokenNameError(ValueError):
 
 @dataclass(frozen=True)
 class APIKey:
+    """A row of `api_keys` (coderd's database.APIKey): the token's id, the SHA-256 of its secret, its
+    user, and its lifetime and last use."""
+
     id: str
     hashed_secret: bytes
     user_id: uuid.UUID
@@ -45,106 +50,48 @@ class APIKey:
     token_name: str
     scopes: tuple[str, ...]
 
-    @classmethod
-    def from_row(
-        cls,
-        row: Row[Any] | Any,
-    ) -> APIKey:
-        m = row._mapping
-        return cls(
-            id=m["id"],
-            hashed_secret=bytes(m["hashed_secret"]),
-            user_id=m["user_id"],
-            last_used=m["last_used"],
-            expires_at=m["expires_at"],
-            created_at=m["created_at"],
-            updated_at=m["updated_at"],
-            login_type=m["login_type"],
-            lifetime_seconds=int(m["lifetime_seconds"]),
-            ip_address=m["ip_address"],
-            token_name=m["token_name"],
-            scopes=tuple(m["scopes"] or ()),
-        )
 
+KEY_ROW = TableRow(APIKey, api_keys)
 
-# The hot query: compiled once per dialect and run on a pinned connection (pinned.py), which skips
-# SQLAlchemy's per-execution work (about a third of an authenticated request's cost on SQLite).
+# The hot query, every column of the key and then of its user: compiled once per driver and run on a
+# pinned connection (pinned.py), which skips SQLAlchemy's per-execution work (about a third of an
+# authenticated request's cost on SQLite).
 _KEY_WITH_USER = (
-    select(api_keys, users)
+    select(*KEY_ROW.columns, *USER_ROW.columns)
     .join_from(api_keys, users, api_keys.c.user_id == users.c.id)
     .where(api_keys.c.id == bindparam("key_id"))
 )
 
+# The pinned connections' drivers, with their positional placeholders: `?` for sqlite3, `$1` for
+# libpq's prepared statements.
+_DRIVER_DIALECTS: dict[str, Callable[[], Dialect]] = {
+    "sqlite": SQLiteDialect_pysqlite,
+    "postgresql": lambda: PGDialect_psycopg(paramstyle="numeric_dollar"),  # type: ignore[no-untyped-call]
+}
+
+
+class _Lookup(NamedTuple):
+    sql: str
+    decode: Callable[[tuple[Any, ...]], tuple[APIKey, User]]
+
 
 @functools.cache
-def _compiled_key_with_user(dialect: Dialect) -> str:
-    """The hot query's SQL text for this dialect, with one positional parameter: `?` for sqlite3, `$1`
-    for libpq's prepared statements."""
-    if dialect.name == "postgresql":
-        dialect = type(dialect)(paramstyle="numeric_dollar")  # type: ignore[call-arg]
-    return str(_KEY_WITH_USER.compile(dialect=dialect))
+def _lookup(dialect_name: str) -> _Lookup:
+    """The hot query's SQL text for this database's driver and its row decoder (the driver's values:
+    sqlite3's, or libpq's text forms).
 
+    The decoder is memoised on the row's values: the same stored values always decode to the same
+    (immutable) objects, and parsing six timestamps, two UUIDs and two JSON documents is most of the
+    lookup's cost. (Whether the row must be read again is decided by pinned.py on SQLite and
+    keycache.py on PostgreSQL.)"""
+    key, user = KEY_ROW.decoder(dialect_name), USER_ROW.decoder(dialect_name)
+    split = len(KEY_ROW.columns)
 
-def _utc(text: str) -> dt.datetime:
-    """A stored time's text: naive UTC on SQLite, with its offset on PostgreSQL."""
-    at = dt.datetime.fromisoformat(text)
-    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
+    @functools.lru_cache(maxsize=1024)
+    def decode(row: tuple[Any, ...]) -> tuple[APIKey, User]:
+        return key(row[:split]), user(row[split:])
 
-
-def _key_user(row: Sequence[Any], secret: bytes, deleted: bool) -> tuple[APIKey, User]:
-    """The key and user from the hot query's row of text columns: the api_keys columns, then the
-    users columns, in table order (also the dataclasses' field order). UUIDs as text (32 hex digits on
-    SQLite, dashed on PostgreSQL), times as text, JSON as text; `secret` and `deleted`, whose forms
-    differ most between the two databases, are decoded by the caller."""
-    (kid, _, user_id, last_used, expires_at, k_created, k_updated, k_login, lifetime, ip, name, scopes,
-     uid, email, username, status, roles, u_login, u_created, u_updated, seen, _) = row  # fmt: skip
-    key = APIKey(
-        kid,
-        secret,
-        uuid.UUID(user_id),
-        _utc(last_used),
-        _utc(expires_at),
-        _utc(k_created),
-        _utc(k_updated),
-        k_login,
-        int(lifetime),
-        ip,
-        name,
-        tuple(json.loads(scopes) or ()),
-    )
-    user = User(
-        uuid.UUID(uid),
-        email,
-        username,
-        status,
-        tuple(json.loads(roles) or ()),
-        u_login,
-        _utc(u_created),
-        _utc(u_updated),
-        _utc(seen) if seen is not None else None,
-        deleted,
-    )
-    return key, user
-
-
-# Both decoders are memoised on the row's values: the same stored values always decode to the same
-# (immutable) objects, and parsing six timestamps, two UUIDs and two JSON documents is most of the
-# lookup's cost. (Whether the row must be read again is decided by pinned.py on SQLite and
-# keycache.py on PostgreSQL.)
-
-
-@functools.lru_cache(maxsize=1024)
-def _key_user_from_sqlite(row: tuple[Any, ...]) -> tuple[APIKey, User]:
-    """sqlite3's row: text columns, the secret as a BLOB, `deleted` as 0/1."""
-    return _key_user(row, bytes(row[1]), bool(row[-1]))
-
-
-@functools.lru_cache(maxsize=1024)
-def _key_user_from_postgres(row: tuple[bytes | None, ...]) -> tuple[APIKey, User]:
-    """libpq's text forms (the pinned connection uses UTF-8, ISO dates in UTC and hex bytea): the
-    secret as `\\x` and hex digits, `deleted` as `t` or `f`."""
-    text: list[str | None] = [v.decode() if v is not None else None for v in row]
-    return _key_user(text, bytes.fromhex(str(text[1])[2:]), text[-1] == "t")
+    return _Lookup(str(_KEY_WITH_USER.compile(dialect=_DRIVER_DIALECTS[dialect_name]())), decode)
 
 
 class APIKeyQueries:
@@ -168,26 +115,22 @@ class APIKeyQueries:
     ) -> APIKey:
         """Store a key. Raises DuplicateTokenNameError when the user has a token of that name."""
         at = created_at or now()
-        values = {
-            "id": key_id,
-            "hashed_secret": hashed_secret,
-            "user_id": user_id,
-            "last_used": at,
-            "expires_at": expires_at,
-            "created_at": at,
-            "updated_at": at,
-            "login_type": login_type,
-            "lifetime_seconds": lifetime_seconds,
-            "ip_address": ip_address,
-            "token_name": token_name,
-            "scopes": list(scopes),
-        }
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(api_keys.insert().values(**values))
-        except IntegrityError:
-            raise DuplicateTokenNameError(f"a token named {token_name!r} already exists for this user") from None
-        return APIKey(**{**values, "scopes": tuple(scopes)})  # type: ignore[arg-type]
+        key = APIKey(
+            id=key_id,
+            hashed_secret=hashed_secret,
+            user_id=user_id,
+            last_used=at,
+            expires_at=expires_at,
+            created_at=at,
+            updated_at=at,
+            login_type=login_type,
+            lifetime_seconds=lifetime_seconds,
+            ip_address=ip_address,
+            token_name=token_name,
+            scopes=tuple(scopes),
+        )
+        duplicate = DuplicateTokenNameError(f"a token named {token_name!r} already exists for this user")
+        return KEY_ROW.insert(self.engine, key, duplicate)
 
     def get_api_key_with_user(self, key_id: str) -> tuple[APIKey, User] | None:
         """The key with this id and its user (deleted or not). On PostgreSQL an answer kept by the
@@ -213,8 +156,7 @@ class APIKeyQueries:
 
     def _read_api_key_with_user(self, key_id: str) -> tuple[APIKey, User] | None:
         dialect = self.engine.dialect
-        sql = _compiled_key_with_user(dialect)
-        decode = _key_user_from_postgres if dialect.name == "postgresql" else _key_user_from_sqlite
+        sql, decode = _lookup(dialect.name)
         try:
             return self.pinned.read(sql, (key_id,), decode)
         except Disconnected:
@@ -233,14 +175,14 @@ class APIKeyQueries:
     def get_api_key_by_id(self, key_id: str) -> APIKey | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
-        return APIKey.from_row(row) if row is not None else None
+        return KEY_ROW.decode(row) if row is not None else None
 
     def list_api_keys_by_user(self, user_id: uuid.UUID, login_type: str | None = LOGIN_TYPE_TOKEN) -> list[APIKey]:
         stmt = select(api_keys).where(api_keys.c.user_id == user_id)
         if login_type is not None:
             stmt = stmt.where(api_keys.c.login_type == login_type)
         with self.engine.connect() as conn:
-            return [APIKey.from_row(r) for r in conn.execute(stmt.order_by(api_keys.c.created_at, api_keys.c.id))]
+            return [KEY_ROW.decode(r) for r in conn.execute(stmt.order_by(api_keys.c.created_at, api_keys.c.id))]
 
     def update_api_key_usage(
         self, key_id: str, *, last_used: dt.datetime, expires_at: dt.datetime, ip_address: str

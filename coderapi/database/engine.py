@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import re
 import urllib.parse
 from typing import Any
@@ -98,10 +97,6 @@ def check_pg_url(url: str) -> None:
         conninfo_to_dict(url)
     except ProgrammingError as err:
         raise ValueError(error_line(err)) from None
-
-
-def sqlite_url(path: str) -> str:
-    return "sqlite:///" + os.path.abspath(path)
 
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:

@@ -161,10 +161,6 @@ class KeyCache:
 
     # --- the listener -------------------------------------------------------------------------------
 
-    @property
-    def listening(self) -> bool:
-        return self.epoch != 0
-
     def _ensure_listener(self) -> None:
         thread = self._thread
         if thread is not None and thread.is_alive():
@@ -175,10 +171,6 @@ class KeyCache:
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._run, name="keycache-listener", daemon=True)
             self._thread.start()
-
-    def start(self) -> None:
-        """Start the listener now (lookups start it anyway)."""
-        self._ensure_listener()
 
     def wait_listening(self, timeout: float) -> bool:
         """Start the listener and wait until it listens; False after `timeout` seconds."""
@@ -208,29 +200,35 @@ class KeyCache:
         stop = self._stop
         delay = BACKOFF_FIRST_SECONDS
         while not stop.is_set():
-            try:
-                conn = self._connect()
-            except Exception as err:  # noqa: BLE001 (any failure to connect means: retry later)
-                log.debug("token cache listener cannot connect: %s", _one_line(err))
-                stop.wait(delay)
-                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+            listened = self._session(stop)
+            if listened is None:
+                stop.wait(NO_LISTEN_RETRY_SECONDS)
                 continue
-            self._conn = conn
-            try:
-                if not self._listen(conn, stop):
-                    _close(conn)
-                    stop.wait(NO_LISTEN_RETRY_SECONDS)
-                    continue
+            if listened:
                 delay = BACKOFF_FIRST_SECONDS
-                self._serve(conn, stop)
-            except Exception as err:  # noqa: BLE001 (a lost connection, whatever the driver calls it)
-                if not stop.is_set():
-                    log.warning(LOST_MESSAGE, _one_line(err))
-            finally:
-                self._lost(stop)
-                _close(conn)
             stop.wait(delay)
             delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+
+    def _session(self, stop: threading.Event) -> bool | None:
+        """One connection: connect, LISTEN, serve notifications until it is lost or `stop` is set.
+        True when it listened, False when it could not connect, None when LISTEN proved unusable."""
+        try:
+            conn = self._connect()
+        except Exception as err:  # noqa: BLE001 (any failure to connect means: retry later)
+            log.debug("token cache listener cannot connect: %s", _one_line(err))
+            return False
+        self._conn = conn
+        try:
+            if not self._listen(conn, stop):
+                return None
+            self._serve(conn, stop)
+        except Exception as err:  # noqa: BLE001 (a lost connection, whatever the driver calls it)
+            if not stop.is_set():
+                log.warning(LOST_MESSAGE, _one_line(err))
+        finally:
+            self._lost(stop)
+            _close(conn)
+        return True
 
     def _connect(self) -> Any:
         import psycopg

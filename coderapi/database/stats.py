@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -75,17 +75,6 @@ def interpolate(lo: float, hi: float, weight: float) -> float:
     return lo + (weight * (hi - lo))
 
 
-def percentile_cont(sorted_values: Sequence[float], fraction: float) -> float:
-    """PostgreSQL's `PERCENTILE_CONT(fraction)` over already sorted values. Raises ValueError when
-    there are none (PostgreSQL gives NULL)."""
-    if not sorted_values:
-        raise ValueError("percentile of no values")
-    first, second, weight = percentile_rows(len(sorted_values), fraction)
-    if first == second:
-        return sorted_values[first]
-    return interpolate(sorted_values[first], sorted_values[second], weight)
-
-
 def _sql(*fragments: str) -> str:
     """One statement from constant SQL fragments (never from input)."""
     return "".join(fragments)
@@ -144,47 +133,33 @@ WITH latest_builds AS (
     _COUNTS,
 )
 
-# Bytes from every row of the window, latency from rows reporting one (legacy agents send 0 or -1).
-_TRAFFIC_PG = """
-SELECT
-    COALESCE(SUM(rx_bytes), 0) AS rx_bytes,
-    COALESCE(SUM(tx_bytes), 0) AS tx_bytes,
-    COALESCE(PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY connection_median_latency_ms)
-             FILTER (WHERE connection_median_latency_ms > 0), -1) AS p50,
-    COALESCE(PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY connection_median_latency_ms)
-             FILTER (WHERE connection_median_latency_ms > 0), -1) AS p95
-FROM workspace_agent_stats
-WHERE created_at > :since
-"""
+# Rows reporting a latency (legacy agents send 0 or -1).
+_REPORTS_LATENCY = "connection_median_latency_ms > 0"
 
-_TRAFFIC_SQLITE = """
+# Bytes from every row of the window (with `workspace-usage`, only from rows reporting a latency), and
+# the latency percentiles (PostgreSQL) or how many latencies there are (SQLite: the percentiles are
+# read afterwards) from rows reporting one.
+_TRAFFIC = """
 SELECT
     COALESCE(SUM(rx_bytes), 0) AS rx_bytes,
     COALESCE(SUM(tx_bytes), 0) AS tx_bytes,
-    COUNT(*) FILTER (WHERE connection_median_latency_ms > 0) AS latencies
+    {latency}
 FROM workspace_agent_stats
-WHERE created_at > :since
+WHERE created_at > :since{usage}
 """
+_PERCENTILE_PG = "COALESCE(PERCENTILE_CONT({fraction}) WITHIN GROUP (ORDER BY connection_median_latency_ms){only}, -1)"
 
-# The `workspace-usage` experiment counts traffic only from rows that report a latency.
-_USAGE_TRAFFIC_PG = """
-SELECT
-    COALESCE(SUM(rx_bytes), 0) AS rx_bytes,
-    COALESCE(SUM(tx_bytes), 0) AS tx_bytes,
-    COALESCE(PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY connection_median_latency_ms), -1) AS p50,
-    COALESCE(PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY connection_median_latency_ms), -1) AS p95
-FROM workspace_agent_stats
-WHERE created_at > :since AND connection_median_latency_ms > 0
-"""
 
-_USAGE_TRAFFIC_SQLITE = """
-SELECT
-    COALESCE(SUM(rx_bytes), 0) AS rx_bytes,
-    COALESCE(SUM(tx_bytes), 0) AS tx_bytes,
-    COUNT(*) AS latencies
-FROM workspace_agent_stats
-WHERE created_at > :since AND connection_median_latency_ms > 0
-"""
+def _traffic_sql(pg: bool, usage: bool) -> str:
+    # With `workspace-usage` every row read reports a latency already.
+    only = "" if usage else f" FILTER (WHERE {_REPORTS_LATENCY})"
+    if pg:
+        p50, p95 = (_PERCENTILE_PG.format(fraction=fraction, only=only) for fraction in ("0.5", "0.95"))
+        latency = f"{p50} AS p50,\n    {p95} AS p95"
+    else:
+        latency = f"COUNT(*){only} AS latencies"
+    return _TRAFFIC.format(latency=latency, usage=f" AND {_REPORTS_LATENCY}" if usage else "")
+
 
 _SESSION_SUMS = """
 SELECT
@@ -231,12 +206,7 @@ WITH latest_minutes AS (
     WHERE created_at >= :since AND created_at < :current_minute AND usage
     GROUP BY agent_id
 )
-SELECT
-    COALESCE(SUM(s.session_count_vscode), 0) AS vscode,
-    COALESCE(SUM(s.session_count_ssh), 0) AS ssh,
-    COALESCE(SUM(s.session_count_jetbrains), 0) AS jetbrains,
-    COALESCE(SUM(s.session_count_reconnecting_pty), 0) AS reconnecting_pty
-FROM latest_minutes
+{sums}FROM latest_minutes
 JOIN workspace_agent_stats AS s
   ON s.agent_id = latest_minutes.agent_id
  AND s.created_at >= :since
@@ -244,10 +214,14 @@ JOIN workspace_agent_stats AS s
  AND s.usage
 """
 _USAGE_SESSIONS_PG = _USAGE_SESSIONS.format(
-    minute_of_row="date_trunc('minute', created_at)", minute_of_s="date_trunc('minute', s.created_at)"
+    sums=_SESSION_SUMS.lstrip(),
+    minute_of_row="date_trunc('minute', created_at)",
+    minute_of_s="date_trunc('minute', s.created_at)",
 )
 _USAGE_SESSIONS_SQLITE = _USAGE_SESSIONS.format(
-    minute_of_row="strftime('%Y-%m-%d %H:%M', created_at)", minute_of_s="strftime('%Y-%m-%d %H:%M', s.created_at)"
+    sums=_SESSION_SUMS.lstrip(),
+    minute_of_row="strftime('%Y-%m-%d %H:%M', created_at)",
+    minute_of_s="strftime('%Y-%m-%d %H:%M', s.created_at)",
 )
 
 # The rows around a percentile's position, in PERCENTILE_CONT's order.
@@ -298,11 +272,11 @@ def _workspaces_part(now: dt.datetime) -> Part:
 
 def _traffic_part(since: dt.datetime, usage: bool) -> Part:
     def run(conn: Connection) -> dict[str, Any]:
-        if conn.dialect.name == "postgresql":
-            row = _run(conn, _USAGE_TRAFFIC_PG if usage else _TRAFFIC_PG, {"since": since})
+        pg = conn.dialect.name == "postgresql"
+        row = _run(conn, _traffic_sql(pg, usage), {"since": since})
+        if pg:
             p50, p95 = float(row.p50), float(row.p95)
         else:
-            row = _run(conn, _USAGE_TRAFFIC_SQLITE if usage else _TRAFFIC_SQLITE, {"since": since})
             p50, p95 = _sqlite_percentiles(conn, since, int(row.latencies))
         return {
             "rx_bytes": int(row.rx_bytes),

@@ -6,11 +6,11 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, Row, bindparam, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, bindparam, delete, func, select, update
 
+from coderapi.database.rows import TableRow
 from coderapi.database.tables import api_keys, users
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ class DuplicateUserError(ValueError):
 
 @dataclass(frozen=True)
 class User:
+    """A row of `users` (coderd's database.User); a deleted user keeps the row, marked `deleted`."""
+
     id: uuid.UUID
     email: str
     username: str
@@ -39,24 +41,8 @@ class User:
     last_seen_at: dt.datetime | None
     deleted: bool
 
-    @classmethod
-    def from_row(
-        cls,
-        row: Row[Any] | Any,
-    ) -> User:
-        m = row._mapping
-        return cls(
-            id=m["id"],
-            email=m["email"],
-            username=m["username"],
-            status=m["status"],
-            rbac_roles=tuple(m["rbac_roles"] or ()),
-            login_type=m["login_type"],
-            created_at=m["created_at"],
-            updated_at=m["updated_at"],
-            last_seen_at=m["last_seen_at"],
-            deleted=bool(m["deleted"]),
-        )
+
+USER_ROW = TableRow(User, users)
 
 
 def now() -> dt.datetime:
@@ -90,53 +76,44 @@ class UserQueries:
     ) -> User:
         """Create a user. Raises DuplicateUserError when the username or email is taken."""
         at = created_at or now()
-        values = {
-            "id": uuid.uuid4(),
-            "email": email,
-            "username": username,
-            "status": status,
-            "rbac_roles": list(roles),
-            "login_type": login_type,
-            "created_at": at,
-            "updated_at": at,
-            "last_seen_at": None,
-            "deleted": False,
-        }
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(users.insert().values(**values))
-        except IntegrityError:
-            raise DuplicateUserError(f"a user with username {username!r} or email {email!r} already exists") from None
-        return User(**{**values, "rbac_roles": tuple(roles)})  # type: ignore[arg-type]
+        user = User(
+            id=uuid.uuid4(),
+            email=email,
+            username=username,
+            status=status,
+            rbac_roles=tuple(roles),
+            login_type=login_type,
+            created_at=at,
+            updated_at=at,
+            last_seen_at=None,
+            deleted=False,
+        )
+        duplicate = DuplicateUserError(f"a user with username {username!r} or email {email!r} already exists")
+        return USER_ROW.insert(self.engine, user, duplicate)
 
     def get_user_by_id(self, user_id: uuid.UUID) -> User | None:
         """The user with this id, unless deleted."""
         with self.engine.connect() as conn:
             row = conn.execute(_BY_ID, {"user_id": user_id}).first()
-        return User.from_row(row) if row is not None else None
+        return USER_ROW.decode(row) if row is not None else None
 
     def get_user_by_username(self, username: str) -> User | None:
         """The user with this username compared case-insensitively, unless deleted."""
         with self.engine.connect() as conn:
             row = conn.execute(_BY_USERNAME, {"username": username.lower()}).first()
-        return User.from_row(row) if row is not None else None
+        return USER_ROW.decode(row) if row is not None else None
 
     def list_users(self) -> list[User]:
         """Every user that is not deleted, oldest first."""
         stmt = select(users).where(users.c.deleted.is_(False)).order_by(users.c.created_at, users.c.username)
         with self.engine.connect() as conn:
-            return [User.from_row(row) for row in conn.execute(stmt)]
+            return [USER_ROW.decode(row) for row in conn.execute(stmt)]
 
     def update_user_status(self, user_id: uuid.UUID, status: str) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown user status {status!r}")
         with self.engine.begin() as conn:
             conn.execute(update(users).where(users.c.id == user_id).values(status=status, updated_at=now()))
-        self._forget_user(user_id)
-
-    def update_user_last_seen_at(self, user_id: uuid.UUID, at: dt.datetime) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(users).where(users.c.id == user_id).values(last_seen_at=at, updated_at=at))
         self._forget_user(user_id)
 
     def delete_user(self, user_id: uuid.UUID) -> None:
