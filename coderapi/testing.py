@@ -182,9 +182,9 @@ def seed_users(
     """`users` (username, roles) with a token each, written straight into the database `env` configures
     (the Store a server with `env` opens), migrated first."""
     # Imported here: the process and port helpers serve scripts that never build the app.
-    from coderapi.database.open import open_store
     from coderapi.config import load
     from coderapi.config.settings import Settings
+    from coderapi.database.open import open_store
 
     store = open_store(load((), dict(env)), Settings.from_environ(env))
     try:
