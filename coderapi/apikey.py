@@ -14,13 +14,14 @@ import secrets
 import string
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from coderapi import rbac
 from coderapi.database.apikeys import LOGIN_TYPE_TOKEN
 from coderapi.database.users import now
 
 if TYPE_CHECKING:
+    from coderapi.config import DeploymentValues
     from coderapi.database import Store
 
 ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -118,21 +119,13 @@ def issue(
     return key.token
 
 
-class _Values(Protocol):
-    def get(self, key: str) -> Any: ...
-
-
-MAX_TOKEN_LIFETIME_KEY = "session_lifetime.max_token_lifetime"  # noqa: S105 (an option name)
-MAX_ADMIN_TOKEN_LIFETIME_KEY = "session_lifetime.max_admin_token_lifetime"  # noqa: S105 (an option name)
-DEFAULT_TOKEN_LIFETIME_KEY = "session_lifetime.default_token_lifetime"  # noqa: S105 (an option name)
-
-
-def max_lifetime_ns(values: _Values, roles: tuple[str, ...]) -> int:
+def max_lifetime_ns(values: DeploymentValues, roles: tuple[str, ...]) -> int:
     """coderd's getMaxTokenLifetime, in nanoseconds: the admin cap when the user is an owner, else the
     general one."""
-    return int(values.get(MAX_ADMIN_TOKEN_LIFETIME_KEY if rbac.is_owner(roles) else MAX_TOKEN_LIFETIME_KEY))
+    lifetimes = values.effective.session_lifetime
+    return lifetimes.max_admin_token_lifetime if rbac.is_owner(roles) else lifetimes.max_token_lifetime
 
 
-def default_lifetime_ns(values: _Values, roles: tuple[str, ...]) -> int:
+def default_lifetime_ns(values: DeploymentValues, roles: tuple[str, ...]) -> int:
     """The lifetime of a token created without one: the deployment default, never beyond the cap."""
-    return min(int(values.get(DEFAULT_TOKEN_LIFETIME_KEY)), max_lifetime_ns(values, roles))
+    return min(values.effective.session_lifetime.default_token_lifetime, max_lifetime_ns(values, roles))

@@ -62,7 +62,7 @@ def create_app(
     rt.answers = answers(rt)
     app.extensions[EXTENSION_KEY] = rt
 
-    metrics.install(app, enabled=bool(values.get("prometheus.enable")), engine=store.engine)
+    metrics.install(app, enabled=bool(values.effective.prometheus.enable), engine=store.engine)
     routes.mount(app, rt)
     # Background work starts last, on a complete app: stats at once, then every refresh interval.
     rt.stats = statscache.from_runtime(rt, lambda s: metrics.observe_stats_refresh(s, app))
@@ -74,7 +74,7 @@ def answers(rt: Runtime) -> Answers:
     """The bodies that never change while the process runs, encoded once."""
     values, wire = rt.values, rt.wire
     webpush_key = webpush.announced_key(rt.store, values.experiments)
-    doc, page = swagger.answers(rt.build.version, wire.name) if values.get("swagger.enable") else (None, None)
+    doc, page = swagger.answers(rt.build.version, wire.name) if values.effective.swagger.enable else (None, None)
     return Answers(
         buildinfo=Prebuilt.of(encode(build_info_response(rt.build, values, rt.deployment_id, webpush_key))),
         deployment_config=Prebuilt.of(encode(values.deployment_config(wire.name))),

@@ -28,11 +28,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from coderapi.goformat import rfc3339_micro
 from coderapi.httpmw import environ as environ_keys
+
+if TYPE_CHECKING:
+    from coderapi.config import DeploymentValues
 
 LOGGER_NAME = "coderapi"
 REQUEST_LOGGER_NAME = "coderapi.http"
@@ -277,12 +280,12 @@ def _open_sink(path: str) -> _Sink:
     return _FileSink(path, stream)
 
 
-def _sink_paths(values: Any) -> tuple[str, str, str]:
+def _sink_paths(values: DeploymentValues) -> tuple[str, str, str]:
     """The human, JSON and Stackdriver sink paths the deployment's options name."""
     return (
-        values.get("logging.human") or "",
-        values.get("logging.json") or "",
-        values.get("logging.stackdriver") or "",
+        values.effective.logging.human or "",
+        values.effective.logging.json or "",
+        values.effective.logging.stackdriver or "",
     )
 
 
@@ -344,15 +347,15 @@ def configure(
     return logger
 
 
-def configure_from_values(values: Any) -> logging.Logger:
+def configure_from_values(values: DeploymentValues) -> logging.Logger:
     """`configure` with the deployment's options (`logging.*`, `verbose`, `logging.log_filter`)."""
     human, json_path, stackdriver = _sink_paths(values)
     return configure(
         human=human,
         json_path=json_path,
         stackdriver=stackdriver,
-        verbose=bool(values.get("verbose")),
-        log_filter=list(values.get("logging.log_filter") or ()),
+        verbose=bool(values.effective.verbose),
+        log_filter=list(values.effective.logging.log_filter or ()),
     )
 
 
@@ -402,7 +405,7 @@ class RequestLog:
         self.sinks = tuple((sink, formatter, threading.Lock()) for sink, formatter in sinks)
 
     @classmethod
-    def from_values(cls, values: Any) -> RequestLog:
+    def from_values(cls, values: DeploymentValues) -> RequestLog:
         """The sinks the deployment's `logging.*` options name. Raises LogConfigError for a file that
         cannot be opened."""
         return cls(_open_sinks(*_sink_paths(values)))

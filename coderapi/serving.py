@@ -36,12 +36,15 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.http.errors import ParseException
 
 from coderapi.config.settings import RATE_LIMIT_DIR_ENV, Settings
+
+if TYPE_CHECKING:
+    from coderapi.config import DeploymentValues
 
 DEFAULT_HTTP_ADDRESS = "127.0.0.1:3000"
 MAX_DEFAULT_WORKERS = 12
@@ -130,12 +133,12 @@ class TLSOptions:
     min_version: str = "tls12"
 
 
-def tls_options(values: Any) -> TLSOptions | None:
+def tls_options(values: DeploymentValues) -> TLSOptions | None:
     """The TLS listener's settings when `tls.enable`, else None. Raises ServingError when unusable."""
-    if not values.get("tls.enable"):
+    if not values.effective.tls.enable:
         return None
-    certs = list(values.get("tls.cert_file") or ())
-    keys = list(values.get("tls.key_file") or ())
+    certs = list(values.effective.tls.cert_file or ())
+    keys = list(values.effective.tls.key_file or ())
     if not certs or not keys:
         raise ServingError("tls-cert-file and tls-key-file are required when tls is enabled")
     if len(certs) != len(keys):
@@ -145,30 +148,30 @@ def tls_options(values: Any) -> TLSOptions | None:
     for path in (certs[0], keys[0]):
         if not os.path.isfile(path):
             raise ServingError(f"TLS file {path!r} does not exist")
-    client_auth = (values.get("tls.client_auth") or "none").lower()
+    client_auth = (values.effective.tls.client_auth or "none").lower()
     if client_auth not in CLIENT_AUTH:
         raise ServingError(f"TLS client auth {client_auth!r} is not one of {', '.join(CLIENT_AUTH)}")
-    min_version = (values.get("tls.min_version") or "tls12").lower()
+    min_version = (values.effective.tls.min_version or "tls12").lower()
     if min_version not in TLS_VERSIONS:
         raise ServingError(f"TLS minimum version {min_version!r} is not one of {', '.join(TLS_VERSIONS)}")
-    return TLSOptions(certs[0], keys[0], values.get("tls.client_ca_file") or "", client_auth, min_version)
+    return TLSOptions(certs[0], keys[0], values.effective.tls.client_ca_file or "", client_auth, min_version)
 
 
-def prometheus_address(values: Any) -> str:
+def prometheus_address(values: DeploymentValues) -> str:
     """The exporter's `host:port` when `prometheus.enable`, else ""."""
-    if not values.get("prometheus.enable"):
+    if not values.effective.prometheus.enable:
         return ""
-    address = host_port(values.get("prometheus.address")) or "127.0.0.1:2112"
+    address = host_port(values.effective.prometheus.address) or "127.0.0.1:2112"
     split_host_port(address)
     return address
 
 
-def listen_address(values: Any, tls: TLSOptions | None) -> str:
+def listen_address(values: DeploymentValues, tls: TLSOptions | None) -> str:
     """The `host:port` the server binds. Raises ServingError when none is configured."""
     if tls is not None:
-        address = host_port(values.get("tls.address")) or "127.0.0.1:3443"
+        address = host_port(values.effective.tls.address) or "127.0.0.1:3443"
     else:
-        address = host_port(values.get("http_address"))
+        address = host_port(values.effective.http_address)
     if not address:
         raise ServingError("http-address or tls-address must be set")
     return address
@@ -181,13 +184,13 @@ EXPOSED_WARNING = (
 )
 
 
-def exposure_warning(values: Any) -> str:
+def exposure_warning(values: DeploymentValues) -> str:
     """The start-up warning for a server that listens beyond loopback without a trusted proxy, else "".
 
     A proxy in front is what `--proxy-trusted-origins` says; without it, each sync worker can be held by
     one client that sends its request slowly (gunicorn's guidance: sync workers behind a buffering proxy).
     Raises ServingError as `gunicorn_options` does."""
-    if any(o.strip() for o in (values.get("proxy_trusted_origins") or ())):
+    if any(o.strip() for o in (values.effective.proxy.trusted_origins or ())):
         return ""
     address = listen_address(values, tls_options(values))
     host, _ = split_host_port(address)
@@ -200,7 +203,7 @@ def exposure_warning(values: Any) -> str:
     return "" if loopback else EXPOSED_WARNING.format(address=address)
 
 
-def gunicorn_options(values: Any, settings: Settings) -> dict[str, Any]:
+def gunicorn_options(values: DeploymentValues, settings: Settings) -> dict[str, Any]:
     """gunicorn settings (names as in a gunicorn config file) for these values and settings.
 
     Raises ServingError when no listener is configured or TLS is unusable."""
@@ -208,7 +211,7 @@ def gunicorn_options(values: Any, settings: Settings) -> dict[str, Any]:
     address = listen_address(values, tls)
     workers = settings.workers or default_workers()
     threads = max(1, settings.threads)
-    origins = [o.strip() for o in (values.get("proxy_trusted_origins") or ()) if o.strip()]
+    origins = [o.strip() for o in (values.effective.proxy.trusted_origins or ()) if o.strip()]
     opts: dict[str, Any] = {
         "bind": [_bind_address(address)],
         "workers": workers,
@@ -229,7 +232,7 @@ def gunicorn_options(values: Any, settings: Settings) -> dict[str, Any]:
         "control_socket_disable": True,
         "accesslog": None,
         "errorlog": "-",
-        "loglevel": "debug" if values.get("verbose") else "info",
+        "loglevel": "debug" if values.effective.verbose else "info",
         # Our request lines carry the fields gunicorn's access log would, without the token risk.
         "disable_redirect_access_to_syslog": True,
         # The heartbeat file on tmpfs: a slow disk never makes the master think a worker hung.
@@ -397,7 +400,7 @@ def hooks(
     }
 
 
-def migrate(values: Any, settings: Settings) -> None:
+def migrate(values: DeploymentValues, settings: Settings) -> None:
     """Apply pending migrations once, in the master, before workers start."""
     from coderapi.database.open import open_store
 
@@ -408,7 +411,7 @@ def migrate(values: Any, settings: Settings) -> None:
         store.close()
 
 
-def run(values: Any, resolve: Callable[[], Any], settings: Settings, environ: Mapping[str, str]) -> None:
+def run(values: DeploymentValues, resolve: Callable[[], Any], settings: Settings, environ: Mapping[str, str]) -> None:
     """Serve `values` until stopped; on SIGHUP `resolve()` gives the values to continue with.
 
     Raises ServingError before anything is bound."""
@@ -432,7 +435,9 @@ def run(values: Any, resolve: Callable[[], Any], settings: Settings, environ: Ma
 class ServerApplication(BaseApplication):  # type: ignore[misc]
     """gunicorn's embedding API: options from the values; each worker builds its app with them."""
 
-    def __init__(self, values: Any, settings: Settings, options: dict[str, Any], resolve: Callable[[], Any]) -> None:
+    def __init__(
+        self, values: DeploymentValues, settings: Settings, options: dict[str, Any], resolve: Callable[[], Any]
+    ) -> None:
         self.values = values
         self.settings = settings
         self.options = options

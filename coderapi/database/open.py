@@ -13,9 +13,9 @@ if TYPE_CHECKING:
 
 def open_store(values: DeploymentValues, settings: Settings) -> Store:
     """PostgreSQL when `pg_connection_url` is set, else the embedded SQLite file in the data directory."""
-    pg_url = values.get("pg_connection_url")
+    pg_url = values.effective.pg.connection_url
     if pg_url:
-        max_open = values.get("pg_conn_max_open") or 10
+        max_open = values.effective.pg.conn_max_open or 10
         return Store(
             pg_url,
             pool_size=max(1, min(max_open, 10)),

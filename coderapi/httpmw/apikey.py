@@ -85,9 +85,9 @@ class AuthConfig:
 
     @classmethod
     def from_values(cls, values: DeploymentValues) -> AuthConfig:
-        access_url = values.get("access_url")
+        access_url = values.effective.access_url
         return cls(
-            disable_expiry_refresh=bool(values.get("session_lifetime.disable_expiry_refresh")),
+            disable_expiry_refresh=bool(values.effective.session_lifetime.disable_expiry_refresh),
             access_url=(str(access_url) if access_url is not None else "").rstrip("/"),
         )
 

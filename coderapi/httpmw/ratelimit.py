@@ -140,7 +140,7 @@ def configured_limit(api: int | None, disable_all: bool) -> int:
 
 def from_values(values: DeploymentValues, settings: Settings, deployment_id: str) -> RateLimiter | None:
     """The app's limiter, or None when rate limiting is off."""
-    limit = configured_limit(values.get("rate_limit.api"), bool(values.get("rate_limit.disable_all")))
+    limit = configured_limit(values.effective.rate_limit.api, bool(values.effective.rate_limit.disable_all))
     if limit <= 0:
         return None
     return RateLimiter(limit, settings.rate_limit_redis_url, f"coderapi:{deployment_id}", settings.rate_limit_dir)

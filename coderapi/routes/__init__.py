@@ -73,8 +73,8 @@ def mount(app: Flask, rt: Runtime) -> None:
         root.RootMiddleware(
             app.wsgi_app,
             build_version=rt.build.version,
-            realip=RealIPConfig.parse(values.get("proxy_trusted_origins"), values.get("proxy_trusted_headers")),
-            cors=CORS(allow_all=bool(values.get("dangerous.allow_all_cors"))),
+            realip=RealIPConfig.parse(values.effective.proxy.trusted_origins, values.effective.proxy.trusted_headers),
+            cors=CORS(allow_all=bool(values.effective.dangerous.allow_all_cors)),
             log_request=rt.request_log,
             metrics=m,
         )

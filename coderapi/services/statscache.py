@@ -245,7 +245,7 @@ def from_runtime(rt: Runtime, on_refresh: Callable[[float], None] | None = None)
     `workspace-usage` experiment) and started."""
     cache = DeploymentStatsCache(
         rt.store,
-        refresh_interval(int(rt.values.get("agent_stat_refresh_interval") or 0)),
+        refresh_interval(int(rt.values.effective.agent_stat_refresh_interval or 0)),
         usage="workspace-usage" in rt.values.experiments,
         on_refresh=on_refresh,
         schema=rt.wire.deployment_stats,

@@ -28,6 +28,7 @@ from coderapi.goformat import rfc3339
 from coderapi.services.loop import BackgroundLoop
 
 if TYPE_CHECKING:
+    from coderapi.config import DeploymentValues
     from coderapi.config.settings import Settings
     from coderapi.runtime import Runtime
 
@@ -252,23 +253,23 @@ NO_FEED = (
 )
 
 
-def announce(values: Any, settings: Settings) -> None:
+def announce(values: DeploymentValues, settings: Settings) -> None:
     """Say once, at info, when checking is on but no release feed is known (called by the server's
     entry points, before the workers start; each worker then just answers "current")."""
-    if values.get("update_check") and not settings.release_feed_url:
+    if values.effective.update_check and not settings.release_feed_url:
         log.info(NO_FEED)
 
 
 def from_runtime(rt: Runtime) -> UpdateChecker | None:
     """The app's started checker, or None when the `update_check` option is off or no release feed is
     known (then /updatecheck answers "current")."""
-    if not rt.values.get("update_check") or not rt.settings.release_feed_url:
+    if not rt.values.effective.update_check or not rt.settings.release_feed_url:
         return None
     checker = UpdateChecker(
         rt.store,
         rt.settings.release_feed_url,
         build_version=rt.build.version,
-        upgrade_docs_url=str(rt.values.get("docs_url") or ""),
+        upgrade_docs_url=str(rt.values.effective.docs_url or ""),
     )
     checker.start()
     return checker
