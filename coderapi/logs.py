@@ -282,11 +282,8 @@ def _open_sink(path: str) -> _Sink:
 
 def _sink_paths(values: DeploymentValues) -> tuple[str, str, str]:
     """The human, JSON and Stackdriver sink paths the deployment's options name."""
-    return (
-        values.effective.logging.human or "",
-        values.effective.logging.json or "",
-        values.effective.logging.stackdriver or "",
-    )
+    sinks = values.effective.logging
+    return sinks.human or "", sinks.json or "", sinks.stackdriver or ""
 
 
 class _SinkHandler(logging.Handler):

@@ -135,10 +135,11 @@ class TLSOptions:
 
 def tls_options(values: DeploymentValues) -> TLSOptions | None:
     """The TLS listener's settings when `tls.enable`, else None. Raises ServingError when unusable."""
-    if not values.effective.tls.enable:
+    tls = values.effective.tls
+    if not tls.enable:
         return None
-    certs = list(values.effective.tls.cert_file or ())
-    keys = list(values.effective.tls.key_file or ())
+    certs = list(tls.cert_file or ())
+    keys = list(tls.key_file or ())
     if not certs or not keys:
         raise ServingError("tls-cert-file and tls-key-file are required when tls is enabled")
     if len(certs) != len(keys):
@@ -148,13 +149,13 @@ def tls_options(values: DeploymentValues) -> TLSOptions | None:
     for path in (certs[0], keys[0]):
         if not os.path.isfile(path):
             raise ServingError(f"TLS file {path!r} does not exist")
-    client_auth = (values.effective.tls.client_auth or "none").lower()
+    client_auth = (tls.client_auth or "none").lower()
     if client_auth not in CLIENT_AUTH:
         raise ServingError(f"TLS client auth {client_auth!r} is not one of {', '.join(CLIENT_AUTH)}")
-    min_version = (values.effective.tls.min_version or "tls12").lower()
+    min_version = (tls.min_version or "tls12").lower()
     if min_version not in TLS_VERSIONS:
         raise ServingError(f"TLS minimum version {min_version!r} is not one of {', '.join(TLS_VERSIONS)}")
-    return TLSOptions(certs[0], keys[0], values.effective.tls.client_ca_file or "", client_auth, min_version)
+    return TLSOptions(certs[0], keys[0], tls.client_ca_file or "", client_auth, min_version)
 
 
 def prometheus_address(values: DeploymentValues) -> str:

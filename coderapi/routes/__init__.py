@@ -66,15 +66,15 @@ def mount(app: Flask, rt: Runtime) -> None:
     5. `{user}` on the users group (users.bp's own hook: Flask runs a blueprint's hooks after the app's);
     6. the handlers (the blueprints), whose errors all become the envelope (httpapi/handlers.py).
     """
-    values = rt.values
+    cfg = rt.values.effective
     m = metrics.of(app)
     # 1, 2: WSGI layers in front of Flask.
     app.wsgi_app = health.Healthz(  # type: ignore[method-assign]
         root.RootMiddleware(
             app.wsgi_app,
             build_version=rt.build.version,
-            realip=RealIPConfig.parse(values.effective.proxy.trusted_origins, values.effective.proxy.trusted_headers),
-            cors=CORS(allow_all=bool(values.effective.dangerous.allow_all_cors)),
+            realip=RealIPConfig.parse(cfg.proxy.trusted_origins, cfg.proxy.trusted_headers),
+            cors=CORS(allow_all=cfg.dangerous.allow_all_cors),
             log_request=rt.request_log,
             metrics=m,
         )
