@@ -196,7 +196,7 @@ def ready_stats(app: Flask, store: Store) -> None:
     rt: Runtime = app.extensions[EXTENSION_KEY]
     cache = rt.stats
     cache.stop()
-    cache._adopt(cache.compute())  # the first refresh, now (the loop would do it in the background)
+    cache.tick()  # the first refresh, now (the loop would do it in the background)
     assert isinstance(cache.latest(), DeploymentStatsSnapshot)
 
 
