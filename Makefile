@@ -38,7 +38,8 @@ system:
 
 .PHONY: test
 test: install system
-	$(VENV)/bin/pytest --cov --cov-report=term:skip-covered
+	cov=$$(mktemp -d); trap 'rm -rf "$$cov"' EXIT; \
+	COVERAGE_FILE="$$cov/.coverage" $(VENV)/bin/pytest --cov --cov-report=term:skip-covered
 
 .PHONY: check
 check: install
