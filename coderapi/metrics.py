@@ -258,9 +258,10 @@ def csp_violation(directive: str) -> None:
         m.csp_violations.labels(csp_directive_label(directive)).inc()
 
 
-def observe_stats_refresh(seconds: float, app: Flask | None = None) -> None:
-    """Record how long a deployment-stats refresh took (pass `app` from a background thread)."""
-    m = of(app) if app is not None else _current()
+def observe_stats_refresh(seconds: float, app: Flask) -> None:
+    """Record how long a deployment-stats refresh of `app` took (it runs in a background thread, outside
+    any app context)."""
+    m = of(app)
     if m is not None:
         m.stats_refresh.observe(seconds)
 
