@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.errors import HaltServer
 from gunicorn.http.errors import ParseException
 
 from coderapi.config.settings import RATE_LIMIT_DIR_ENV, Settings
@@ -424,6 +425,11 @@ def run(values: DeploymentValues, resolve: Callable[[], Any], settings: Settings
     master = os.getpid()
     try:
         app.run()
+    except HaltServer as halt:
+        # gunicorn's halt() stops the other workers; when one of them also failed to boot, HaltServer is
+        # raised again from inside halt() and escapes the arbiter. End as halt() would have: its status,
+        # no traceback (the workers' own lines said why).
+        raise SystemExit(halt.exit_status) from None
     finally:
         # Workers leave gunicorn through this frame too (SystemExit after the fork): only the master
         # owns the exporter and the directories.
